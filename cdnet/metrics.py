@@ -8,7 +8,7 @@ __all__ = ['CONVENTIONS', 'VALUE_RANGE', 'PSNR_MSE_FLOOR', 'SSIM_WIN', 'SSIM_CPU
            'frame_psnr', 'frame_ssim', 'LPIPSUnavailableWarning', 'alexnet_cache_path', 'load_lpips', 'frame_lpips',
            'frame_metrics', 'summarize', 'to_paper_units']
 
-# %% ../nbs/21_metrics.ipynb #4cdfa32d
+# %% ../nbs/21_metrics.ipynb #58989eeb
 import math
 import warnings
 from pathlib import Path
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-# %% ../nbs/21_metrics.ipynb #221fe886
+# %% ../nbs/21_metrics.ipynb #e757abb6
 CONVENTIONS = ("standard", "authors")  # see the protocol's metric table
 VALUE_RANGE = (-1.0, 2.0)  # accepted values; frames are in [0, 1], predictions may overshoot
 
@@ -32,7 +32,11 @@ def check_convention(convention):
 
 def _as_frames(x, name):
     "`x` (array or tensor `[N, T, C, H, W]`) as a float64 tensor on its own device, after checking its values"
-    t = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        a = np.asarray(x)
+        t = torch.as_tensor(a if a.flags.writeable else a.copy())  # torch warns on read-only arrays
     if t.ndim != 5:
         raise ValueError(f"`{name}` must be [N, T, C, H, W], got shape {tuple(t.shape)}")
     if not t.is_floating_point():
@@ -58,13 +62,13 @@ def check_frames(pred, true):
         raise ValueError(f"`pred` and `true` must have the same shape, got {tuple(p.shape)} and {tuple(t.shape)}")
     return p, t.to(p.device)
 
-# %% ../nbs/21_metrics.ipynb #827aaf96
+# %% ../nbs/21_metrics.ipynb #26dedc4f
 def frame_errors(pred, true):
     "Per-frame sums of squared and of absolute errors: `[M, C, H, W]` -> two `[M]` tensors"
     d = pred - true
     return d.square().sum((-3, -2, -1)), d.abs().sum((-3, -2, -1))
 
-# %% ../nbs/21_metrics.ipynb #70598fca
+# %% ../nbs/21_metrics.ipynb #70ef33f9
 PSNR_MSE_FLOOR = 1e-10  # caps PSNR at 10*log10(1/1e-10) = 100 dB for identical frames
 
 
@@ -73,7 +77,7 @@ def frame_psnr(pred, true):
     mse = (pred.clamp(0, 1) - true.clamp(0, 1)).square().mean((-3, -2, -1))
     return 10 * torch.log10(1 / mse.clamp_min(PSNR_MSE_FLOOR))
 
-# %% ../nbs/21_metrics.ipynb #94b8422e
+# %% ../nbs/21_metrics.ipynb #cc58cf4e
 SSIM_WIN = 7  # scikit-image's default uniform window
 SSIM_CPU_CHUNK = 2**17  # values per map and chunk on a CPU: intermediates stay in cache
 
@@ -104,7 +108,7 @@ def frame_ssim(pred, true, *, data_range, win_size=SSIM_WIN, k1=0.01, k2=0.03):
     s = (2 * ux * uy + c1) * (2 * vxy + c2) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     return s.mean((-2, -1)).reshape(m, c).mean(1)
 
-# %% ../nbs/21_metrics.ipynb #56e466d8
+# %% ../nbs/21_metrics.ipynb #14443847
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's AlexNet_Weights.IMAGENET1K_V1
 ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_FILE}"
 _ALEX_SLICES = (2, 5, 8, 10, 12)  # lpips splits AlexNet's `features` into 5 slices ending at these indices
@@ -151,7 +155,7 @@ def load_lpips(weights=None, *, pnet_rand=False):
     model.net.load_state_dict(backbone, strict=True)  # fails loudly on a file that is not AlexNet
     return model
 
-# %% ../nbs/21_metrics.ipynb #5d7a3024
+# %% ../nbs/21_metrics.ipynb #2023d178
 LPIPS_MIN_SIDE = 31  # smallest frame AlexNet's pooling accepts
 
 
@@ -170,7 +174,7 @@ def frame_lpips(lpips_model, pred, true, *, normalize, chunk=64):
             out.append(lpips_model(p, t, normalize=normalize).flatten().to("cpu", torch.float64))
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
-# %% ../nbs/21_metrics.ipynb #f47a5c5f
+# %% ../nbs/21_metrics.ipynb #fa7e8a1d
 def frame_metrics(pred, true, convention="standard", lpips_model=None):
     "Per-frame `mse`, `mae`, `ssim`, `psnr`, `lpips` (`[N, T]` float64 arrays; lpips may be None) of `[N, T, C, H, W]` frames"
     check_convention(convention)
@@ -186,7 +190,7 @@ def frame_metrics(pred, true, convention="standard", lpips_model=None):
            "lpips": None if lpips_model is None else frame_lpips(lpips_model, p, t, normalize=not authors)}
     return {k: None if v is None else v.reshape(n, steps).cpu().numpy() for k, v in out.items()}
 
-# %% ../nbs/21_metrics.ipynb #69f90be2
+# %% ../nbs/21_metrics.ipynb #a9a772ce
 def _ci95(x):
     "Mean and 95% t-interval half-width over axis 0 (NaN half-width for a single sample)"
     n = x.shape[0]
@@ -208,7 +212,7 @@ def summarize(per_frame):
                      "mean": float(mean), "ci95": (float(mean - half), float(mean + half)), "n": v.shape[0]}
     return out
 
-# %% ../nbs/21_metrics.ipynb #ff69ae63
+# %% ../nbs/21_metrics.ipynb #02ce63f9
 PAPER_SCALE = {"mse": 0.1, "mae": 0.01, "ssim": 1.0, "psnr": 1.0}
 LPIPS_SCALES = {1000: "paper text", 100: "released code"}
 
