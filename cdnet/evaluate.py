@@ -6,7 +6,7 @@
 __all__ = ['TABLE_COLUMNS', 'METRICS', 'RECORDED_CONFIG', 'rank_and_world', 'shard_indices', 'EvalResult', 'merge_shards',
            'gather_shards', 'evaluate', 'write_results']
 
-# %% ../nbs/31_evaluate.ipynb #14f8595b
+# %% ../nbs/31_evaluate.ipynb #b1cb761d
 import json
 import math
 from dataclasses import asdict, dataclass, is_dataclass
@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Subset
 from .config import atomic_write_text
 from .metrics import check_convention, frame_metrics, load_lpips, summarize
 
-# %% ../nbs/31_evaluate.ipynb #c474ce5f
+# %% ../nbs/31_evaluate.ipynb #a47c1216
 def rank_and_world():
     "This process's rank and the world size: `(0, 1)` unless `torch.distributed` is initialised"
     if dist.is_available() and dist.is_initialized():
@@ -33,7 +33,7 @@ def shard_indices(n, rank, world):
     "The contiguous block of `range(n)` that `rank` of `world` scores: disjoint, complete, never padded"
     return np.array_split(np.arange(n), world)[rank]
 
-# %% ../nbs/31_evaluate.ipynb #32056f60
+# %% ../nbs/31_evaluate.ipynb #137d308a
 TABLE_COLUMNS = ["convention", "metric", "frame", "mean", "ci95_low", "ci95_high", "n"]
 
 
@@ -61,7 +61,7 @@ class EvalResult:
                     rows.append((conv, m, t, mean, lo, hi, s["n"]))
         return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
-# %% ../nbs/31_evaluate.ipynb #405ee2a7
+# %% ../nbs/31_evaluate.ipynb #d980f916
 def merge_shards(parts):
     "Merge `[(indices, per_frame), ...]` from all ranks into one `(indices, per_frame)` ordered by index"
     indices = np.concatenate([np.asarray(i, dtype=np.int64) for i, _ in parts])
@@ -84,7 +84,7 @@ def gather_shards(indices, per_frame):
     dist.all_gather_object(parts, (np.asarray(indices), per_frame))
     return merge_shards(parts)
 
-# %% ../nbs/31_evaluate.ipynb #c7469e72
+# %% ../nbs/31_evaluate.ipynb #1c692e2f
 METRICS = ("mse", "mae", "ssim", "psnr", "lpips")
 
 
@@ -130,7 +130,7 @@ def evaluate(model, dataset, *, n_obs, n_pred, batch_size=16, conventions=("stan
     indices, per_frame = gather_shards(indices, per_frame)
     return EvalResult(indices=indices, per_frame=per_frame, n_obs=n_obs, n_pred=n_pred)
 
-# %% ../nbs/31_evaluate.ipynb #1c0577a7
+# %% ../nbs/31_evaluate.ipynb #5b0a77d7
 RECORDED_CONFIG = ("preset", "dataset", "convention", "frame_stride", "n_obs", "n_pred", "seed")  # fields copied into metrics.json
 
 
@@ -146,7 +146,7 @@ def write_results(result, out_dir, *, config):
     summaries = {c: summarize(m) for c, m in result.per_frame.items()}
     doc = {
         "conventions": list(result.per_frame),
-        "summary": {c: {m: None if s is None else s["mean"] for m, s in ms.items()} for c, ms in summaries.items()},
+        "summary": result.summary(),
         "ci95": {c: {m: None if s is None else [_json_number(v) for v in s["ci95"]] for m, s in ms.items()}
                  for c, ms in summaries.items()},
         "ci_method": "95% Student t interval over sequences of each sequence's mean over frames",
