@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set up (scripts/setup.sh) and run every test: notebook/package drift, the component notebooks,
+# and the pytest suite (which also executes the reproduction notebooks at the `smoke` preset).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg PYTHONHASHSEED=0
+
+echo "== nbdev_export / nbdev_clean leave the tree unchanged"
+state() { git status --porcelain --untracked-files=all -- nbs cdnet reports; git diff -- nbs cdnet reports | sha256sum; }
+before=$(state)
+nbdev_export && nbdev_clean
+if [ "$before" != "$(state)" ]; then
+  echo "nbdev_export or nbdev_clean changed files: run them and commit the result" >&2
+  git status --porcelain -- nbs cdnet reports >&2; exit 1
+fi
+
+echo "== component notebooks (nbdev_test; reproduction notebooks carry skip_exec and run under pytest)"
+nbdev_test --n_workers 2 --timing
+
+echo "== pytest"
+pytest -q tests "$@"

@@ -1,0 +1,45 @@
+"""The reproduction notebooks, executed through papermill at the `smoke` preset."""
+import json
+from pathlib import Path
+import pandas as pd
+import papermill as pm
+import pytest
+from conftest import ROOT
+
+
+def run_nb(nb, tmp_path, **params):
+    out = tmp_path / Path(nb).name
+    pm.execute_notebook(str(ROOT / nb), str(out), parameters=params, cwd=str(ROOT), progress_bar=False, kernel_name="python3")
+    return out
+
+
+def test_main_results_smoke(tmp_path, mnist_dir):
+    res = tmp_path / "results"
+    run_nb("nbs/main_results.ipynb", tmp_path, preset="smoke", out_dir=str(res), mnist_dir=mnist_dir)
+    table = pd.read_csv(res / "mmnist" / "smoke" / "main_results.csv")
+    models = {"copy-last", "mean-frame", "convlstm", "crevnet", "cdnet-released", "cdnet-paper"}
+    assert set(table.model) == models and set(table.convention) == {"standard", "authors"}
+    for m in models:
+        run = res / "mmnist" / "smoke" / m / "seed1234"
+        assert json.loads((run / "status.json").read_text())["status"] == "done"
+        cfg = json.loads((run / "config.json").read_text())
+        assert cfg["config"]["preset"] == "smoke" and cfg["provenance"]["versions"]["torch"]
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["summary"]["standard"]["mse"] > 0 and 0 < metrics["summary"]["standard"]["ssim"] <= 1
+    assert (res / "mmnist" / "smoke" / "main_results_per_frame.png").stat().st_size > 10_000
+
+    # the report reads only those files
+    out = tmp_path / "report"
+    run_nb("reports/report.ipynb", tmp_path, results_dir=str(res), out_dir=str(out))
+    t = pd.read_csv(out / "table_mmnist_smoke_authors.csv")
+    assert set(t.model) == models
+    beside = pd.read_csv(out / "beside_paper.csv")
+    assert {"published", "difference", "comparable"} <= set(beside.columns) and not beside.comparable.any()
+    assert (out / "per_frame_mmnist_smoke.png").exists()
+
+
+def test_main_results_bad_parameter(tmp_path):
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        run_nb("nbs/main_results.ipynb", tmp_path, preset="smoke", models="copy-last,transformer", out_dir=str(tmp_path / "r"))
+    assert "invalid value for `model`: 'transformer'" in str(e.value)
+    assert not (tmp_path / "r").exists()      # nothing written before the configuration is valid
