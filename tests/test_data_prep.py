@@ -264,3 +264,23 @@ def test_real_clips(tmp_path):
     cfg = resolve_config("cpu", verbose=False, dataset="clips_128", data_root=str(tmp_path))
     ds = get_dataset("clips_128", "test", cfg)
     assert len(ds) == 247 // 8 and ds[0].shape == (8, 3, 128, 128)
+
+
+@pytest.mark.skipif(not CLIPS.is_dir(), reason=f"the real clips are not at {CLIPS} (../shared/data/clips beside the checkout)")
+def test_download_checks_sha256(tmp_path, monkeypatch):
+    import shutil
+    import cdnet.prepared as prepared
+    origin = tmp_path / "origin"                                          # a stand-in for the sam2 repository
+    (origin / "notebooks" / "videos").mkdir(parents=True); (origin / "demo" / "data" / "gallery").mkdir(parents=True)
+    shutil.copy(CLIPS / "bedroom.mp4", origin / "notebooks" / "videos" / "bedroom.mp4")
+    (origin / "demo" / "data" / "gallery" / "01_dog.mp4").write_bytes(b"not the published file")
+    monkeypatch.setattr(prepared, "CLIPS_BASE_URL", origin.as_uri() + "/")
+    (p,) = prepared.download_clips(tmp_path / "clips", ["bedroom"])
+    assert sha256_file(p) == CLIP_FILES["bedroom"][1]
+    stamp = p.stat().st_mtime_ns
+    prepared.download_clips(tmp_path / "clips", ["bedroom"])              # already there and correct: kept
+    assert p.stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="sha256 differs from the published"): prepared.download_clips(tmp_path / "clips", ["01_dog"])
+    assert not (tmp_path / "clips" / "01_dog.mp4").exists()
+    monkeypatch.setattr(prepared, "CLIPS_BASE_URL", "http://127.0.0.1:9/")   # nothing listens: no network
+    with pytest.raises(OSError, match="copy 02_cups.mp4 into"): prepared.download_clips(tmp_path / "clips", ["02_cups"], timeout=2)
