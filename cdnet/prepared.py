@@ -407,7 +407,7 @@ def prepare(name: str, clips: Sequence[Clip], out, recipe: Recipe, options: dict
         file, why = p.split(": ", 1); redo.add(file)
         log(f"{out / file} will be prepared again ({why})")
     done = {k: r for k, r in done.items() if r["file"] not in redo}
-    for tmp in out.glob("*/.*.tmp"): tmp.unlink()
+    for tmp in [*out.glob(".*.tmp"), *out.glob("*/.*.tmp")]: tmp.unlink(missing_ok=True)   # left by a killed run
     todo = [c for c in clips if c.id not in done]
     records, skipped = dict(done), []
     t0, frames, last = time.time(), 0, 0.0

@@ -246,6 +246,7 @@ def test_loader_missing_dataset(tmp_path):
 
 # -- the real clips --------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CLIPS.is_dir(), reason=f"the real clips are not at {CLIPS} (../shared/data/clips beside the checkout)")
 def test_real_clips(tmp_path):
     from cdnet.data import get_dataset
