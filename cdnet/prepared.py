@@ -408,7 +408,7 @@ def prepare(name: str, clips: Sequence[Clip], out, recipe: Recipe, options: dict
         log(f"{out / file} will be prepared again ({why})")
     done = {k: r for k, r in done.items() if r["file"] not in redo}
     for tmp in [*out.glob(".*.tmp"), *out.glob("*/.*.tmp")]: tmp.unlink(missing_ok=True)   # left by a killed run
-    todo = [c for c in clips if c.id not in done]
+    pending = [c for c in clips if c.id not in done]
     records, skipped = dict(done), []
     t0, frames, last = time.time(), 0, 0.0
 
@@ -436,16 +436,16 @@ def prepare(name: str, clips: Sequence[Clip], out, recipe: Recipe, options: dict
         bar.update(1); bar.set_postfix_str(f"{frames / max(time.time() - t0, 1e-9):.0f} frames/s")
         checkpoint()
 
-    bar = tqdm(total=len(todo), desc=name, unit="clip", disable=not progress or not todo, dynamic_ncols=True)
+    bar = tqdm(total=len(pending), desc=name, unit="clip", disable=not progress or not pending, dynamic_ncols=True)
     try:
         if workers <= 1:
-            for c in todo:
+            for c in pending:
                 try: result = prepare_clip(c, recipe, out)
                 except BadSource as e: result = e
                 finished(c, result)
         else:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(prepare_clip, c, recipe, out): c for c in todo}
+                futures = {pool.submit(prepare_clip, c, recipe, out): c for c in pending}
                 try:
                     for fut in as_completed(futures):
                         try: result = fut.result()
@@ -455,14 +455,14 @@ def prepare(name: str, clips: Sequence[Clip], out, recipe: Recipe, options: dict
                     for fut in futures: fut.cancel()
     finally:
         bar.close()
-        if todo: checkpoint(force=True)
+        if pending: checkpoint(force=True)
     m = manifest(True)
     if m != final_old: atomic_write_text(out / MANIFEST, json.dumps(m, indent=1))
     (out / PARTIAL).unlink(missing_ok=True)
     seconds = time.time() - t0
     t = m["totals"]
     log(f"{name}: {t['train']['clips']} train + {t['test']['clips']} test clips, {t['train']['frames'] + t['test']['frames']:,} frames, "
-        f"{_human(t['train']['bytes'] + t['test']['bytes'])} in {out}; this run: {len(todo) - len(skipped)} clips prepared, "
+        f"{_human(t['train']['bytes'] + t['test']['bytes'])} in {out}; this run: {len(pending) - len(skipped)} clips prepared, "
         f"{len(done)} already done, {len(skipped)} skipped, {frames:,} frames decoded in {seconds:.1f} s"
         + (f" ({frames / seconds:.0f} frames/s)" if frames else ""))
     return m
