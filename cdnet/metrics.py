@@ -20,7 +20,7 @@ from scipy import stats
 
 # %% ../nbs/21_metrics.ipynb #e757abb6
 CONVENTIONS = ("standard", "authors")  # see the protocol's metric table
-VALUE_RANGE = (-1.0, 2.0)  # accepted values; frames are in [0, 1], predictions may overshoot
+VALUE_RANGE = {"true": (-1e-6, 1.0 + 1e-6), "pred": (-10.0, 11.0)}  # frames are in [0, 1], predictions may overshoot
 
 
 def check_convention(convention):
@@ -46,7 +46,7 @@ def _as_frames(x, name):
     if bad.any():
         i = tuple(int(v) for v in bad.nonzero()[0])
         raise ValueError(f"`{name}` contains {t[i].item()} at index {i}")
-    lo, hi = VALUE_RANGE
+    lo, hi = VALUE_RANGE[name]
     out = (t < lo) | (t > hi)
     if out.any():
         i = tuple(int(v) for v in out.nonzero()[0])
