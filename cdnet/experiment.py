@@ -29,8 +29,8 @@ def write_status(out_dir, status: str, **info):
 
 # %% ../nbs/32_experiment.ipynb #52c86ab0
 def run_experiment(cfg: Config, *, tag: str | None = None, resume: bool = False, progress: bool = True,
-                   out: Path | None = None) -> dict:
-    "Train and evaluate `cfg`; returns the summary and where the results are."
+                   out: Path | None = None, train_options: dict | None = None) -> dict:
+    "Train and evaluate `cfg` (`train_options`: keywords for `train`, e.g. `sync_bn`); returns the summary and where the results are."
     out = Path(out) if out is not None else run_dir(cfg, tag)
     rank, _ = dist_info()
     device = resolve_device(cfg.device)
@@ -47,7 +47,8 @@ def run_experiment(cfg: Config, *, tag: str | None = None, resume: bool = False,
         save_config(cfg, out, device=str(device), **meta)
         write_status(out, "running")
     try:
-        fit = train(model, train_ds, cfg, out, device=device, resume=resume, progress=progress) if is_trainable(model) else None
+        fit = train(model, train_ds, cfg, out, device=device, resume=resume, progress=progress,
+                    **(train_options or {})) if is_trainable(model) else None
         conventions = ("standard", "authors") if cfg.convention == "both" else (cfg.convention,)
         t0 = time.time()
         result = evaluate(model, test_ds, n_obs=cfg.n_obs, n_pred=cfg.n_pred, batch_size=cfg.eval_batch_size,
