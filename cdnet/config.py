@@ -88,8 +88,8 @@ class Config:
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(n_obs=4, n_pred=3, n_train=8, n_test=4, hidden=4, refine_iters=2, convlstm_hidden=8, convlstm_layers=1, convlstm_patch=4,
                   epochs=1, iters_per_epoch=2, batch_size=2, eval_batch_size=4),
-    "cpu":   dict(n_train=4000, n_test=200, hidden=8, refine_iters=3, convlstm_hidden=32, convlstm_layers=2, convlstm_patch=4,
-                  epochs=3, iters_per_epoch=None, batch_size=16, eval_batch_size=50),
+    "cpu":   dict(n_train=1024, n_test=200, hidden=8, refine_iters=3, convlstm_hidden=32, convlstm_layers=2, convlstm_patch=4,
+                  epochs=1, iters_per_epoch=None, batch_size=8, eval_batch_size=50),
     "paper": dict(hidden=32, refine_iters=5, convlstm_hidden=64, convlstm_layers=4, convlstm_patch=4, epochs=120, iters_per_epoch=None,
                   batch_size=None, eval_batch_size=16, n_train=None, n_test=None),
 }
