@@ -8,6 +8,7 @@ import importlib.resources, json
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from .metrics import PAPER_SCALE
 
 # %% auto #0
 __all__ = ['ASSETS', 'SETTINGS', 'SCALE', 'ROWS', 'ABLATION_ROWS', 'load_reference', 'paper_rows', 'collect_runs',
@@ -17,7 +18,7 @@ __all__ = ['ASSETS', 'SETTINGS', 'SCALE', 'ROWS', 'ABLATION_ROWS', 'load_referen
 ASSETS = Path(str(importlib.resources.files("cdnet"))) / "assets"
 SETTINGS = {"human36m": "human36m_4to4_128", "ucf101_64x88": "ucf101_10to10_64x88",
             "ucf101_160x120": "ucf101_4to10_160x120", "mmnist": "mmnist_10to10_64"}
-SCALE = {"mse": 0.1, "mae": 0.01, "lpips": 1000.0, "ssim": 1.0, "psnr": 1.0}  # raw -> paper units
+SCALE = {**PAPER_SCALE, "lpips": 1000.0}  # raw -> paper units (LPIPS x 1000: the paper's text)
 
 def load_reference(path=None) -> pd.DataFrame:
     "The paper's (and OpenSTL's) published numbers, one row per table, setting, row and metric."
