@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg PYTHONHASHSEED=0
+# One BLAS/OpenMP thread per process: tests run several processes at once (nbdev_test workers,
+# papermill kernels, two-rank gloo runs), and oversubscribed OpenMP threads can slow a step 50x.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 
 echo "== nbdev_export / nbdev_clean leave the tree unchanged"
 state() { git status --porcelain --untracked-files=all -- nbs cdnet reports; git diff -- nbs cdnet reports | sha256sum; }
