@@ -1,0 +1,135 @@
+"""The reproduction notebooks of Tables 2, 4, 5, Fig. 5 and the long-horizon figure, executed through papermill at the `smoke` preset."""
+import json
+from pathlib import Path
+import numpy as np
+import pandas as pd
+import papermill as pm
+import pytest
+from conftest import ROOT
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    "Kernels inherit the environment: one OpenMP thread each, since two-thread teams stall on a busy 2-core machine."
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def run_nb(name, tmp_path, **params):
+    out = tmp_path / f"{name}.ipynb"
+    pm.execute_notebook(str(ROOT / "nbs" / f"{name}.ipynb"), str(out), parameters=params, cwd=str(ROOT),
+                        progress_bar=False, kernel_name="python3")
+    return out
+
+
+def read_json(p):
+    return json.loads(Path(p).read_text())
+
+
+def test_params(tmp_path):
+    res = tmp_path / "results"
+    run_nb("params", tmp_path, out_dir=str(res), dataset="mmnist", preset="smoke")
+    d = res / "params"
+    spec = pd.read_csv(d / "params.csv")
+    assert spec.matches_spec.all() and len(spec) == 9
+    counts = spec.groupby(["model", "variant"]).params.apply(set)
+    assert 21_862_020 in counts["CDNet", "released"] and 46_951_524 in counts["CrevNet", "conv2"]
+    t5 = pd.read_csv(d / "table5.csv").set_index("model")
+    assert t5.loc["CDNet, paper-table reading", "ours"] == 23_134_212
+    assert t5.loc["CDNet, paper-table reading", "reduction_ours_pct"] == 50.73
+    assert t5.loc["CDNet, released code", "reduction_ours_pct"] == 53.44
+    assert t5.loc["CrevNet", "paper_1e7"] == 4.70 and t5.loc["CrevNet", "ours_1e7"] == pytest.approx(4.695)
+    per_dataset = pd.read_csv(d / "params_mmnist_smoke.csv").set_index("model")
+    assert set(per_dataset.index) == {"convlstm", "crevnet", "cdnet-released", "cdnet-paper"} and (per_dataset.params > 0).all()
+    assert "| 21862020 | 21862020 | True |" in (d / "params.md").read_text()
+    prov = read_json(d / "config.json")
+    assert prov["parameters"]["dataset"] == "mmnist" and prov["provenance"]["versions"]["torch"]
+
+
+def test_ablation_one_row(tmp_path, mnist_dir):
+    res = tmp_path / "results"
+    run_nb("ablation", tmp_path, refine_iters=3, preset="smoke", out_dir=str(res), mnist_dir=mnist_dir)
+    base = res / "mmnist" / "smoke"
+    run = base / "cdnet-released" / "refine_iters=3" / "seed1234"
+    cfg = read_json(run / "config.json")
+    assert cfg["tag"] == "refine_iters=3" and cfg["switches"]["refine_iters"] == 3 and cfg["config"]["refine_iters"] == 3
+    assert cfg["switches"]["hidden"] == 4 and cfg["switches"]["area_loss"] == "exact"     # everything else: preset and variant
+    assert read_json(run / "status.json")["status"] == "done"
+    t = pd.read_csv(base / "ablation_refine_iters=3.csv")
+    assert set(t.convention) == {"standard", "authors"} and (t.row == "refine iterations=3").all() and (t.table == "T4").all()
+    assert (t.mse_paper == 16.6).all() and not t.comparable.any() and t.mse_difference.isna().all() and (t.mse > 0).all()
+    assert "Not comparable with the paper" in (base / "ablation_refine_iters=3.md").read_text()
+    # several switches (strings as the command line passes them): a tag of every switch that differs from the variant
+    run_nb("ablation", tmp_path, use_mask="false", area_loss="none", pixel_loss="l2", preset="smoke", out_dir=str(res), mnist_dir=mnist_dir)
+    cfg = read_json(base / "cdnet-released" / "use_mask=False,area_loss=none" / "seed1234" / "config.json")
+    assert cfg["tag"] == "use_mask=False,area_loss=none"      # pixel_loss=l2 is the released variant's own value
+    assert (cfg["switches"]["use_mask"], cfg["switches"]["area_loss"], cfg["switches"]["refine_iters"]) == (False, "none", 2)
+    t = pd.read_csv(base / "ablation_use_mask=False,area_loss=none.csv")
+    assert t.table.isna().all() and t.mse_paper.isna().all()   # no row of the paper has both switches
+
+
+def test_ablation_table2_and_area_loss(tmp_path, mnist_dir):
+    res = tmp_path / "results"
+    run_nb("ablation", tmp_path, rows="table2", preset="smoke", out_dir=str(res), mnist_dir=mnist_dir)
+    base = res / "mmnist" / "smoke"
+    t = pd.read_csv(base / "ablation_table2.csv")
+    assert set(t.row) == {"CDNet", "without G", "without mask", "without area loss", "L1&L2"} and len(t) == 10
+    assert t.mse_paper.notna().all() and not t.comparable.any()
+    expected = {None: {}, "without-G": dict(use_global_info=False), "without-mask": dict(use_mask=False),
+                "without-area-loss": dict(area_loss="none"), "l1+l2": dict(pixel_loss="l1+l2")}
+    full = read_json(base / "cdnet-released" / "seed1234" / "config.json")["switches"]
+    for tag, changed in expected.items():
+        cfg = read_json(base / "cdnet-released" / (tag or "") / "seed1234" / "config.json")
+        assert cfg["tag"] == tag and cfg["switches"] == {**full, **changed}
+    # area_loss exact (the released full model) and none train identically
+    area = pd.read_csv(base / "ablation_area_check.csv").iloc[0]
+    assert area.identical and area.weights_max_abs_diff == 0 and area.pixel_loss_max_abs_diff == 0 and area.steps == 2
+    assert 0 < area.exact_area_term_max < 1e-6 and area.none_area_term_max == 0
+    assert "exact vs none" in (base / "ablation_table2.md").read_text()
+
+
+def test_ablation_bad_parameter(tmp_path):
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        run_nb("ablation", tmp_path, refine_iters=0, preset="smoke", out_dir=str(tmp_path / "r"))
+    assert "invalid value for `refine_iters`: 0" in str(e.value)
+    assert not (tmp_path / "r").exists()      # nothing written before the configuration is valid
+
+
+def test_intermediate(tmp_path, mnist_dir):
+    res = tmp_path / "results"
+    run_nb("intermediate", tmp_path, preset="smoke", out_dir=str(res), mnist_dir=mnist_dir)
+    d = res / "mmnist" / "smoke" / "intermediate"
+    it = pd.read_csv(d / "per_iteration.csv")
+    assert list(it.iteration) == [0, 1, 2] and list(it.stage) == ["motion LSTM", "refine 1", "refine 2"]  # L + 1, smoke L = 2
+    assert (it.mse > 0).all() and (it.n_sequences == 4).all()
+    frames = pd.read_csv(d / "per_iteration_frame.csv")
+    assert len(frames) == 3 * 3 and set(frames.frame) == {1, 2, 3}
+    # the last iteration is the model's prediction: the run's own evaluation scores the same frames
+    run = res / "mmnist" / "smoke" / "cdnet-released" / "seed1234"
+    assert it.mse.iloc[-1] == pytest.approx(read_json(run / "metrics.json")["summary"]["standard"]["mse"], rel=1e-9)
+    for png in ("intermediate.png", "per_iteration.png"): assert (d / png).stat().st_size > 5_000
+    # the same model rebuilt from its checkpoint gives the same table
+    res2 = tmp_path / "from_checkpoint"
+    run_nb("intermediate", tmp_path, checkpoint=str(run / "checkpoint.pt"), out_dir=str(res2), mnist_dir=mnist_dir)
+    pd.testing.assert_frame_equal(pd.read_csv(res2 / "mmnist" / "smoke" / "intermediate" / "per_iteration.csv"), it)
+
+
+def test_long_horizon(tmp_path, mnist_dir):
+    res = tmp_path / "results"
+    models = ["copy-last", "crevnet", "cdnet-released"]
+    run_nb("long_horizon", tmp_path, preset="smoke", horizon=6, models=",".join(models), out_dir=str(res), mnist_dir=mnist_dir)
+    d = res / "mmnist" / "smoke" / "long_horizon"
+    pf = pd.read_csv(d / "per_frame.csv")
+    assert set(pf.model) == set(models) and set(pf.convention) == {"standard", "authors"}
+    for _, g in pf.groupby(["model", "convention", "metric"]):
+        assert sorted(g.frame) == list(range(1, 7))                          # horizon frames
+    assert (pf.beyond_training == (pf.frame > 3)).all()
+    # the first n_pred frames are the usual evaluation: same test sequences, causal prediction
+    for m in models:
+        usual = pd.read_csv(res / "mmnist" / "smoke" / m / "seed1234" / "per_frame.csv")
+        first = pf[(pf.model == m) & (pf.frame <= 3)].merge(usual, on=["convention", "metric", "frame"], suffixes=("", "_usual"))
+        assert len(first) == len(usual) and np.allclose(first["mean"], first.mean_usual, rtol=1e-9)
+    summary = pd.read_csv(d / "summary.csv")
+    assert {"frames 1-3", "frames 4-6", "frame 6"} <= set(summary.columns)
+    assert (d / "per_frame.png").stat().st_size > 10_000
+    cfg = read_json(d / "config.json")
+    assert cfg["resolved"]["horizon"] == 6 and not any(r["reused"] for r in cfg["runs"].values())
