@@ -25,7 +25,7 @@ def page_names(nbs: Path) -> dict[str, str]:
 def front_matter(src: str) -> dict:
     out = {}
     for key in ("title", "description"):
-        m = re.search(rf"^{key}:\s*(.*(?:\n\s+.*)*)", src, re.M)
+        m = re.search(rf"^{key}:[ \t]*(.*(?:\n[ \t]+\S.*)*)", src, re.M)
         if m: out[key] = " ".join(s.strip() for s in m.group(1).splitlines()).strip("'\"")
     return out
 
