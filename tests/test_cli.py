@@ -1,0 +1,268 @@
+"""The `cdnet` command line: help, parameter counts, train -> evaluate -> predict round trips, and the errors."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import cdnet.experiment as experiment
+from cdnet.cli import main
+from cdnet.prepared import container_frame_count, write_video
+
+pytestmark = pytest.mark.filterwarnings("ignore:LPIPS is unavailable")
+ROOT = Path(__file__).resolve().parents[1]
+BEDROOM = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips" / "bedroom.mp4"
+
+
+def cli(capsys, *argv):
+    "Run `cdnet ARGV` in this process: (exit status, stdout, stderr)."
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def data_args(mnist_dir):
+    return [f"mnist_dir={mnist_dir}"] if mnist_dir else []
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, mnist_dir):
+    "A ConvLSTM trained at the smoke preset on Moving MNIST through `cdnet train`, and an untrained smoke CDNet's checkpoint."
+    from cdnet.config import resolve_config
+    from cdnet.train import save_checkpoint
+    from cdnet.zoo import build_model
+    tmp = tmp_path_factory.mktemp("runs")
+    code = main(["train", "--preset", "smoke", "--dataset", "mmnist", "--model", "convlstm", "--out", str(tmp / "convlstm"), "--quiet",
+                 "convlstm_hidden=4", f"out_dir={tmp}", *data_args(mnist_dir)])
+    assert code == 0
+    # a CDNet step at 64x64 takes seconds on a small CPU: predict only needs the checkpoint format, so skip the training
+    cfg = resolve_config("smoke", model="cdnet", dataset="mmnist", verbose=False)
+    torch.manual_seed(0)
+    save_checkpoint(tmp / "cdnet" / "checkpoint.pt", model=build_model(cfg, 1, 64, 64), config=vars(cfg))
+    return tmp
+
+
+def video(path, n=12, h=48, w=64):
+    "A bright square moving right over a dark background."
+    frames = np.full((n, h, w, 3), 20, np.uint8)
+    for i in range(n): frames[i, 16:32, 4 * i:4 * i + 16] = 230
+    return write_video(path, frames, fps=10)
+
+
+# -- help and parameter counts -------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "params"])
+def test_help(command, capsys):
+    code, out, _ = cli(capsys, command, "--help")
+    assert code == 0 and out.startswith(f"usage: cdnet {command}") and "--debug" in out
+
+
+def test_console_script():
+    exe = Path(sys.executable).with_name("cdnet")
+    r = subprocess.run([str(exe) if exe.exists() else "cdnet", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "train" in r.stdout and "predict" in r.stdout
+    r = subprocess.run([str(exe) if exe.exists() else "cdnet", "train", "--model", "nope"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "invalid choice: 'nope'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_params(capsys):
+    code, out, _ = cli(capsys, "params", "--model", "cdnet", "--variant", "released", "--dataset", "human36m")
+    assert code == 0 and "21,862,020" in out
+    code, out, _ = cli(capsys, "params", "--dataset", "human36m", "--format", "json")
+    rows = json.loads(out)
+    assert all(set(r) == {"model", "variant", "switches", "dataset", "params"} for r in rows)
+    got = {(r["model"], r["variant"]): r["params"] for r in rows}
+    assert got[("cdnet", "released")] == 21_862_020 and got[("cdnet", "paper")] == 11_354_628
+    assert got[("crevnet", "-")] == 46_951_524
+    code, out, _ = cli(capsys, "params", "--model", "cdnet", "--format", "json")  # the specification's table
+    assert {r["params"] for r in json.loads(out)} == {21_862_020, 23_134_212, 11_354_628, 16_369_092, 14_340_612}
+    code, _, err = cli(capsys, "params", "--model", "convlstm")
+    assert code == 2 and "give --dataset" in err
+
+
+# -- train, evaluate, predict ----------------------------------------------------------------------
+
+def test_train_writes_a_run(runs):
+    run = runs / "convlstm"
+    assert json.loads((run / "status.json").read_text())["status"] == "done"
+    assert (run / "checkpoint.pt").is_file() and (run / "metrics.json").is_file()
+    assert [int(r.split(",")[0]) for r in (run / "train_log.csv").read_text().splitlines()[1:]] == [1, 2]
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["config"]["convlstm_hidden"] == 4 and cfg["train"]["amp"] is None and cfg["train"]["world_size"] == 1
+
+
+def test_train_config_file_and_usage_errors(tmp_path, capsys, mnist_dir):
+    (tmp_path / "run.yaml").write_text("preset: smoke\nmodel: copy-last\ndataset: mmnist\n")
+    code, out, _ = cli(capsys, "train", "--config", tmp_path / "run.yaml", "--out", tmp_path / "copy", "--variant", "paper",
+                       "refine_iters=3", "use_mask=false", "lr=1e-4", *data_args(mnist_dir))
+    assert code == 0 and f"results: {tmp_path / 'copy'}" in out and "nothing to train" in out
+    cfg = json.loads((tmp_path / "copy" / "config.json").read_text())["config"]  # file, options and key=value all arrive
+    assert (cfg["model"], cfg["variant"], cfg["refine_iters"], cfg["use_mask"], cfg["lr"]) == ("copy-last", "paper", 3, False, 1e-4)
+    code, _, err = cli(capsys, "train", "--preset", "smoke", "refinement=3")
+    assert code == 2 and "invalid value for `refinement`" in err and "Traceback" not in err
+    code, _, err = cli(capsys, "train", "--preset", "smoke", "lr=-1")
+    assert code == 2 and err.startswith("cdnet train: error: invalid value for `lr`: -1")
+    code, _, err = cli(capsys, "train", "--config", tmp_path / "missing.yaml")
+    assert code == 1 and "config file not found" in err
+
+
+def test_train_runtime_error_and_debug(tmp_path, capsys, mnist_dir):
+    argv = ["train", "--preset", "smoke", "--model", "convlstm", "--dataset", "mmnist", "--out", tmp_path, "--quiet",
+            "lr=1e30", "epochs=5", *data_args(mnist_dir)]
+    code, _, err = cli(capsys, *argv)
+    assert code == 1 and "cdnet train: error: non-finite loss at step" in err and "Traceback" not in err
+    assert json.loads((tmp_path / "status.json").read_text())["status"] == "failed"
+    with pytest.raises(Exception, match="non-finite loss"):
+        main([str(a) for a in argv] + ["--debug"])
+
+
+class StopAt3(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls = model, 0
+
+    def loss(self, frames, n_obs, *, epoch=0):
+        self.calls += 1
+        if self.calls == 3: raise KeyboardInterrupt
+        return self.model.loss(frames, n_obs, epoch=epoch)
+
+    def predict(self, context, n_pred): return self.model.predict(context, n_pred)
+
+
+def test_train_interrupt_then_resume(tmp_path, capsys, monkeypatch, mnist_dir):
+    build = experiment.build_model
+    monkeypatch.setattr(experiment, "build_model", lambda *a: StopAt3(build(*a)))
+    argv = ["train", "--preset", "smoke", "--model", "convlstm", "--dataset", "mmnist", "--out", tmp_path, "--quiet",
+            "convlstm_hidden=4", "epochs=2", *data_args(mnist_dir)]
+    code, _, err = cli(capsys, *argv)
+    assert code == 130 and "interrupted during step 3 of 4; checkpoint of step 2" in err and "--resume" in err
+    code, out, _ = cli(capsys, *argv, "--resume")
+    assert code == 0 and json.loads((tmp_path / "status.json").read_text())["status"] == "done"
+
+
+def test_evaluate(runs, tmp_path, capsys):
+    ck = runs / "convlstm" / "checkpoint.pt"
+    code, out, _ = cli(capsys, "evaluate", "--checkpoint", ck, "--convention", "authors", "--out", tmp_path / "ev")
+    assert code == 0 and f"results: {tmp_path / 'ev'}" in out
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["conventions"] == ["authors"] and m["n_sequences"] == 4 and m["summary"]["authors"]["mse"] > 0
+    # the same numbers as the evaluation at the end of training
+    trained = json.loads((runs / "convlstm" / "metrics.json").read_text())
+    for k, v in trained["summary"]["authors"].items():
+        assert m["summary"]["authors"][k] == (None if v is None else pytest.approx(v, rel=1e-6)), k
+    code, _, err = cli(capsys, "evaluate", "--checkpoint", ck, "--dataset", "clips_128")
+    assert code == 1 and "trained on mmnist (1x64x64 frames) and cannot read clips_128 (3x128x128 frames)" in err
+
+
+def test_predict_synthetic_video(runs, tmp_path, capsys):
+    src = video(tmp_path / "square.mp4")
+    ck = runs / "convlstm" / "checkpoint.pt"
+    code, out, _ = cli(capsys, "predict", "--checkpoint", ck, "--input", src, "--context", 4, "--horizon", 3,
+                       "--out", tmp_path / "p.gif", "--scale", 2)
+    assert code == 0 and "per-frame MSE" in out
+    gif = Image.open(tmp_path / "p.gif")
+    assert gif.n_frames == 7 and gif.size == (2 * (3 * 64 + 4), 2 * 64)
+    code, _, _ = cli(capsys, "predict", "--checkpoint", ck, "--input", src, "--context", 2, "--horizon", 2, "--stride", 2,
+                     "--out", tmp_path / "p.mp4")
+    assert code == 0 and container_frame_count(tmp_path / "p.mp4") == 4
+    code, _, _ = cli(capsys, "predict", "--checkpoint", ck, "--input", src, "--context", 3, "--horizon", 2, "--out", tmp_path / "png")
+    pngs = sorted(os.listdir(tmp_path / "png"))
+    assert code == 0 and pngs == [f"frame_{i:03d}.png" for i in range(5)]
+    first = np.asarray(Image.open(tmp_path / "png" / pngs[0]))
+    assert first.shape == (64, 3 * 64 + 4, 3) and first[:, -64:].max() == 0   # a context frame: no error
+    last = np.asarray(Image.open(tmp_path / "png" / pngs[-1]))
+    assert last[:, -64:].max() > 0                                            # a predicted frame: some error
+
+
+def test_predict_frame_directory(runs, tmp_path, capsys):
+    (tmp_path / "frames").mkdir()
+    for i in range(8):
+        Image.fromarray(np.full((40, 30, 3), 30 * i, np.uint8)).save(tmp_path / "frames" / f"{i:04d}.jpg")
+    code, _, _ = cli(capsys, "predict", "--checkpoint", runs / "convlstm" / "checkpoint.pt", "--input", tmp_path / "frames",
+                     "--context", 4, "--horizon", 4, "--out", tmp_path / "d.gif")
+    assert code == 0 and Image.open(tmp_path / "d.gif").n_frames == 8
+
+
+@pytest.mark.skipif(not BEDROOM.is_file(), reason=f"{BEDROOM} not present")
+def test_predict_real_clip(runs, tmp_path, capsys):
+    "Smoke models (1 channel, 64x64) on a 960x540 colour clip: centre crop, resize, grey."
+    code, out, err = cli(capsys, "predict", "--checkpoint", runs / "convlstm" / "checkpoint.pt", "--input", BEDROOM,
+                         "--context", 4, "--horizon", 4, "--out", tmp_path / "bedroom.gif")
+    assert code == 0, err
+    assert Image.open(tmp_path / "bedroom.gif").n_frames == 8
+    ck = runs / "cdnet" / "checkpoint.pt"
+    code, out, err = cli(capsys, "predict", "--checkpoint", ck, "--input", BEDROOM, "--context", 4, "--horizon", 3,
+                         "--start", 30, "--stride", 2, "--out", tmp_path / "bedroom.mp4")
+    assert code == 0, err
+    assert "64x64x1, stride 2" in out and container_frame_count(tmp_path / "bedroom.mp4") == 7
+    code, _, err = cli(capsys, "predict", "--checkpoint", ck, "--input", BEDROOM, "--context", 5, "--horizon", 3, "--out", tmp_path / "x.gif")
+    assert code == 2 and "trained with n_obs=4" in err and "use --context 4" in err
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+def test_predict_errors(runs, tmp_path, capsys):
+    ck = runs / "convlstm" / "checkpoint.pt"
+    src = video(tmp_path / "short.mp4", n=6)
+    base = ["predict", "--checkpoint", ck, "--context", 4, "--horizon", 3, "--out", tmp_path / "o.gif"]
+
+    (tmp_path / "notes.mp4").write_text("these are notes, not a video\n")
+    code, _, err = cli(capsys, *base, "--input", tmp_path / "notes.mp4")
+    assert code == 1 and f"{tmp_path / 'notes.mp4'}: not a video that ffmpeg can read (" in err and "Traceback" not in err
+
+    code, _, err = cli(capsys, *base, "--input", src)
+    assert code == 1 and "too few frames: has 6, needs 7 (--start 0 + context 4 + horizon 3 at frame stride 1)" in err
+
+    code, _, err = cli(capsys, *base, "--input", tmp_path / "nothing.mp4")
+    assert code == 1 and "input not found" in err
+
+    code, _, err = cli(capsys, *base[:-1], tmp_path / "o.avi", "--input", video(tmp_path / "long.mp4"))
+    assert code == 2 and "write a .gif or an .mp4" in err
+
+    (tmp_path / "garbage.pt").write_bytes(b"\x00not a checkpoint")
+    code, _, err = cli(capsys, "predict", "--checkpoint", tmp_path / "garbage.pt", "--input", src, "--context", 2, "--horizon", 1,
+                       "--out", tmp_path / "o.gif")
+    assert code == 1 and "garbage.pt: not a readable checkpoint" in err
+
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    code, _, err = cli(capsys, "evaluate", "--checkpoint", tmp_path / "foreign.pt")
+    assert code == 1 and "foreign.pt: not a cdnet checkpoint" in err
+
+    # a checkpoint whose configuration describes other shapes than its weights
+    state = torch.load(ck, weights_only=False)
+    state["config"]["convlstm_hidden"] = 16
+    torch.save(state, tmp_path / "mismatch.pt")
+    code, _, err = cli(capsys, "predict", "--checkpoint", tmp_path / "mismatch.pt", "--input", src, "--context", 2, "--horizon", 1,
+                       "--out", tmp_path / "o.gif")
+    assert code == 1 and "mismatch.pt: its weights do not fit the model its configuration describes (convlstm, 1x64x64 frames)" in err
+
+
+# -- torchrun ----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="torchrun not installed")
+def test_torchrun_two_processes(tmp_path, mnist_dir):
+    "`torchrun --nproc_per_node 2 -m cdnet.cli train`: a gloo group of 2, one results directory written by rank 0."
+    import signal, socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0)); port = sock.getsockname()[1]
+    cmd = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "--master_port", str(port), "-m", "cdnet.cli",
+           "train", "--preset", "smoke", "--model", "convlstm", "--dataset", "mmnist", "--out", str(tmp_path / "run"), "--quiet",
+           "convlstm_hidden=4", "device=cpu", *data_args(mnist_dir)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env, start_new_session=True)
+    try: out, err = p.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)  # torchrun and both workers
+        raise
+    r = subprocess.CompletedProcess(cmd, p.returncode, out, err)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "on 2 process(es)" in r.stdout and r.stdout.count("results:") == 1
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["train"]["world_size"] == 2 and json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "done"
