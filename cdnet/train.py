@@ -205,6 +205,7 @@ def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="
                     batches = [b[rank::world] for b in epoch_batches(len(train_ds), cfg.batch_size, iters, epoch, cfg.seed)[it:]]
                     loader = iter(DataLoader(train_ds, batch_sampler=batches, collate_fn=_collate, num_workers=cfg.num_workers,
                                              generator=torch.Generator().manual_seed(cfg.seed + epoch)))
+                t_step = time.time()
                 rng0, buffers0 = rng_states(), [b.detach().clone() for b in model.buffers()]  # what an interrupted step rolls back to
                 phase = "step"
                 frames = next(loader).to(device, non_blocking=True)
@@ -223,7 +224,7 @@ def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="
                 if step % iters == 0: sched.step()
                 phase = "between"
                 if rank == 0:
-                    row = dict(step=step, epoch=epoch, lr=opt.param_groups[0]["lr"], **terms)
+                    row = dict(step=step, epoch=epoch, lr=opt.param_groups[0]["lr"], **terms, seconds=time.time() - t_step)
                     _log_row(log, row, header=not log.exists())
                     if writer is not None:
                         for k, v in row.items():
