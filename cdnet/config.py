@@ -56,6 +56,7 @@ class Config:
     carry_blended: bool | None = None # carry the blended H (paper reading); None: from variant
     pixel_loss: str | None = None     # l2 (released) | l1+l2 (paper); None: from variant
     motion_pixel_loss: bool | None = None  # pixel loss on the motion output too (released); None: from variant
+    pixel_iters: str | None = None    # all | last (Table 2 L1&L2 row: last iteration only); None: from variant
     area_loss: str | None = None      # none | exact (released: zero gradient) | soft (paper); None: from variant
     area_weight: float = 1e-4         # lambda_area of Eq. 9
     area_tau: float = 0.01            # temperature of the soft area mask
@@ -135,6 +136,7 @@ def _validate(c: Config):
     if c.gates is not None: _choice("gates", c.gates, ("paper", "released"))
     if c.pixel_loss is not None: _choice("pixel_loss", c.pixel_loss, ("l2", "l1+l2"))
     if c.area_loss is not None: _choice("area_loss", c.area_loss, ("none", "exact", "soft"))
+    if c.pixel_iters is not None: _choice("pixel_iters", c.pixel_iters, ("all", "last"))
     for name in ("use_global_info", "use_mask", "motion_mask", "mask_sigmoid", "carry_blended", "motion_pixel_loss"):
         if getattr(c, name) is not None and not isinstance(getattr(c, name), bool): raise ConfigError(name, getattr(c, name), "True | False | None")
     if not c.area_tau > 0: raise ConfigError("area_tau", c.area_tau, "a number > 0")

@@ -14,7 +14,7 @@ __all__ = ['CDNET_SWITCHES', 'build_model', 'is_trainable', 'model_switches', 'm
 
 # %% ../nbs/19_zoo.ipynb #581bc87e
 CDNET_SWITCHES = ("refine_cells", "use_global_info", "use_mask", "motion_mask", "gates", "mask_sigmoid", "carry_blended",
-                  "pixel_loss", "motion_pixel_loss", "area_loss")
+                  "pixel_loss", "motion_pixel_loss", "pixel_iters", "area_loss")
 
 def build_model(cfg: Config, channels: int, height: int, width: int) -> nn.Module:
     "The model `cfg.model` for frames of `channels x height x width`."

@@ -75,7 +75,7 @@ def test_ablation_table2_and_area_loss(tmp_path, mnist_dir):
     assert set(t.row) == {"CDNet", "without G", "without mask", "without area loss", "L1&L2"} and len(t) == 10
     assert t.mse_paper.notna().all() and not t.comparable.any()
     expected = {None: {}, "without-G": dict(use_global_info=False), "without-mask": dict(use_mask=False),
-                "without-area-loss": dict(area_loss="none"), "l1+l2": dict(pixel_loss="l1+l2")}
+                "without-area-loss": dict(area_loss="none"), "l1+l2": dict(pixel_loss="l1+l2", pixel_iters="last")}
     full = read_json(base / "cdnet-released" / "seed1234" / "config.json")["switches"]
     for tag, changed in expected.items():
         cfg = read_json(base / "cdnet-released" / (tag or "") / "seed1234" / "config.json")

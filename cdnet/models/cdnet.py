@@ -71,11 +71,13 @@ def rollout(step: Callable, frames: Tensor, n_obs: int, n_pred: int, *, teacher_
 # %% ../../nbs/13_models.cdnet.ipynb #16a240a5
 VARIANTS: dict[str, dict] = {
     "released": dict(gates="released", mask_sigmoid=True, carry_blended=False, motion_mask=True, refine_cells=2,
-                     use_mask=True, use_global_info=True, pixel_loss="l2", motion_pixel_loss=True, area_loss="exact"),
+                     use_mask=True, use_global_info=True, pixel_loss="l2", motion_pixel_loss=True, pixel_iters="all",
+                     area_loss="exact"),
     "paper": dict(gates="paper", mask_sigmoid=False, carry_blended=True, motion_mask=False, refine_cells=1,
-                  use_mask=True, use_global_info=True, pixel_loss="l1+l2", motion_pixel_loss=False, area_loss="soft"),
+                  use_mask=True, use_global_info=True, pixel_loss="l1+l2", motion_pixel_loss=False, pixel_iters="all",
+                  area_loss="soft"),
 }
-_CHOICES = dict(gates=GATES, refine_cells=(1, 2), pixel_loss=PIXEL_LOSSES, area_loss=AREA_LOSSES)
+_CHOICES = dict(gates=GATES, refine_cells=(1, 2), pixel_loss=PIXEL_LOSSES, pixel_iters=("all", "last"), area_loss=AREA_LOSSES)
 
 def resolve_variant(variant: str = "released", **overrides) -> dict:
     "The switches of `variant` with `overrides` applied (`None` = keep the variant's value), validated."
@@ -105,7 +107,7 @@ class CDNet(nn.Module):
                  mask_sigmoid: bool | None = None, carry_blended: bool | None = None,
                  motion_mask: bool | None = None, use_mask: bool | None = None, refine_cells: int | None = None,
                  use_global_info: bool | None = None, pixel_loss: str | None = None,
-                 motion_pixel_loss: bool | None = None, area_loss: str | None = None,
+                 motion_pixel_loss: bool | None = None, pixel_iters: str | None = None, area_loss: str | None = None,
                  iter_alpha: float = 0.8, area_weight: float = 1e-4, area_threshold: float = 0.05,
                  area_tau: float = 0.01):
         super().__init__()
@@ -116,7 +118,7 @@ class CDNet(nn.Module):
         self.switches = sw = resolve_variant(
             variant, gates=gates, mask_sigmoid=mask_sigmoid, carry_blended=carry_blended, motion_mask=motion_mask,
             use_mask=use_mask, refine_cells=refine_cells, use_global_info=use_global_info, pixel_loss=pixel_loss,
-            motion_pixel_loss=motion_pixel_loss, area_loss=area_loss)
+            motion_pixel_loss=motion_pixel_loss, pixel_iters=pixel_iters, area_loss=area_loss)
         self.channels, self.height, self.width, self.n_obs, self.n_past = channels, height, width, n_obs, n_obs - 2
         self.hidden, self.refine_iters = hidden, refine_iters
         self.iter_alpha, self.area_weight, self.area_threshold, self.area_tau = iter_alpha, area_weight, area_threshold, area_tau
@@ -172,7 +174,7 @@ class CDNet(nn.Module):
     def objective(self, r: Rollout, frames: Tensor) -> dict[str, Tensor]:
         "Pixel (Eq. 7) and area (Eq. 8) terms of a training unroll, summed over steps."
         sw = self.switches
-        weights = iteration_weights(self.refine_iters, alpha=self.iter_alpha)
+        weights = iteration_weights(self.refine_iters, alpha=self.iter_alpha, last_only=sw["pixel_iters"] == "last")
         if not sw["motion_pixel_loss"] and self.refine_iters > 0: weights[0] = 0.0
         pix, area = frames.new_zeros(()), frames.new_zeros(())
         for k, dec in enumerate(r.decodes, 1):
