@@ -125,10 +125,13 @@ def plot_per_frame(per_frame: pd.DataFrame, metrics=("mse", "ssim", "psnr", "mae
     metrics = [m for m in metrics if m in set(df.metric)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
     sns.set_theme(style="whitegrid")
+    labels = sorted(df.label.unique())
+    palette = dict(zip(labels, sns.color_palette(n_colors=len(labels))))
     for ax, m in zip(axes[0], metrics):
         d = df[df.metric == m]
-        sns.lineplot(data=d, x="frame", y="mean", hue="label", marker="o", ax=ax, legend=ax is axes[0][-1])
-        for _, g in d.groupby("label"): ax.fill_between(g.frame, g.ci95_low, g.ci95_high, alpha=0.15)
+        sns.lineplot(data=d, x="frame", y="mean", hue="label", hue_order=labels, palette=palette, marker="o", ax=ax,
+                     legend=ax is axes[0][-1])
+        for label, g in d.groupby("label"): ax.fill_between(g.frame, g.ci95_low, g.ci95_high, color=palette[label], alpha=0.15)
         ax.set(title=m.upper(), xlabel="future frame", ylabel=f"{m} ({convention})")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if axes[0][-1].get_legend(): sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1, 1), title=None)
