@@ -104,18 +104,20 @@ class NonFiniteLoss(RuntimeError):
 
 # %% ../nbs/30_train.ipynb #475eb5bd
 class StopRequest:
-    "While active (main thread only), SIGINT sets `requested` instead of raising; a second SIGINT raises."
-    def __init__(self): self.requested, self._old = False, None
+    "While active (main thread only), SIGINT or SIGTERM sets `requested` instead of stopping; a second one raises KeyboardInterrupt."
+    signals = (signal.SIGINT, signal.SIGTERM)
+    def __init__(self): self.requested, self._old = False, {}
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            self._old = {s: signal.signal(s, self._handle) for s in self.signals}
         return self
     def _handle(self, signum, frame):
-        if self.requested: raise KeyboardInterrupt("second Ctrl-C")
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        if self.requested: raise KeyboardInterrupt(f"second {name}")
         self.requested = True
-        print("\nCtrl-C: finishing this step, then writing a checkpoint (Ctrl-C again to stop at once)", file=sys.stderr)
+        print(f"\n{name}: finishing this step, then writing a checkpoint (Ctrl-C again to stop at once)", file=sys.stderr)
     def __exit__(self, *exc):
-        if self._old is not None: signal.signal(signal.SIGINT, self._old)
+        for s, old in self._old.items(): signal.signal(s, old if old is not None else signal.SIG_DFL)
 
 # %% ../nbs/30_train.ipynb #bf69ba8c
 def speed_options(cfg: Config, device: torch.device) -> tuple[bool, bool, list[str]]:
