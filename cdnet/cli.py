@@ -4,7 +4,7 @@
 
 # %% ../nbs/35_cli.ipynb #50d32b6e
 from __future__ import annotations
-import argparse, json, math, re, sys
+import argparse, json, re, sys
 from dataclasses import fields, replace
 from pathlib import Path
 import numpy as np
