@@ -15,7 +15,7 @@ from .train import train, resolve_device, seed_everything, dist_info
 from .evaluate import evaluate, write_results
 
 # %% auto #0
-__all__ = ['run_dir', 'write_status', 'run_experiment']
+__all__ = ['run_dir', 'write_status', 'load_finished', 'run_experiment']
 
 # %% ../nbs/32_experiment.ipynb #e48c750c
 def run_dir(cfg: Config, tag: str | None = None) -> Path:
@@ -27,11 +27,31 @@ def write_status(out_dir, status: str, **info):
     "Record whether a run is running, done or failed (and why) in `status.json`."
     atomic_write_text(Path(out_dir) / "status.json", json.dumps(dict(status=status, time=time.strftime("%Y-%m-%dT%H:%M:%S"), **info), indent=2))
 
+# %% ../nbs/32_experiment.ipynb #10c99e25
+def load_finished(cfg: Config, tag: str | None = None, *, out: Path | None = None) -> dict | None:
+    "The finished run of exactly `cfg` (same keys as `run_experiment` returns, `result=None`), or None."
+    from cdnet.train import load_checkpoint
+    out = Path(out) if out is not None else run_dir(cfg, tag)
+    try:
+        status = json.loads((out / "status.json").read_text())["status"]
+        saved = json.loads((out / "config.json").read_text())
+        metrics = json.loads((out / "metrics.json").read_text())
+    except (OSError, KeyError, json.JSONDecodeError): return None
+    if status != "done" or saved.get("config") != json.loads(json.dumps(asdict(cfg), default=str)): return None
+    shape = DATASETS[cfg.dataset]
+    model = build_model(cfg, shape["channels"], shape["height"], shape["width"])
+    if is_trainable(model):
+        if not (out / "checkpoint.pt").exists(): return None
+        model.load_state_dict(load_checkpoint(out / "checkpoint.pt")["model"])
+    return dict(out=out, model=model_name(cfg), tag=tag, summary=metrics["summary"], result=None, train=saved.get("train"),
+                params=saved.get("params"), model_obj=model.to(resolve_device(cfg.device)), reused=True)
+
 # %% ../nbs/32_experiment.ipynb #52c86ab0
 def run_experiment(cfg: Config, *, tag: str | None = None, resume: bool = False, progress: bool = True,
-                   out: Path | None = None, train_options: dict | None = None) -> dict:
-    "Train and evaluate `cfg` (`train_options`: keywords for `train`, e.g. `sync_bn`); returns the summary and where the results are."
+                   out: Path | None = None, train_options: dict | None = None, reuse: bool = False) -> dict:
+    "Train and evaluate `cfg` (`train_options`: keywords for `train`, e.g. `sync_bn`; `reuse`: a finished identical run); returns the summary and where the results are."
     out = Path(out) if out is not None else run_dir(cfg, tag)
+    if reuse and (done := load_finished(cfg, tag, out=out)) is not None: return done
     rank, _ = dist_info()
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
@@ -61,5 +81,5 @@ def run_experiment(cfg: Config, *, tag: str | None = None, resume: bool = False,
         write_results(result, out, config=cfg)
         save_config(cfg, out, device=str(device), **meta, train=fit, eval_seconds=eval_seconds)
         write_status(out, "done")
-    return dict(out=out, model=model_name(cfg), tag=tag, summary=result.summary(), result=result, train=fit,
+    return dict(out=out, model=model_name(cfg), tag=tag, summary=result.summary(), result=result, train=fit, reused=False,
                 params=n_params, model_obj=model)
