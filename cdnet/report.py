@@ -57,7 +57,8 @@ def collect_runs(root) -> pd.DataFrame:
         c = cfg["config"]
         base = dict(run=str(d.relative_to(root)), dataset=c["dataset"], preset=c["preset"], model=cfg.get("model_name", c["model"]),
                     tag=cfg.get("tag"), seed=c["seed"], params=cfg.get("params"), status=status.get("status", "unknown"),
-                    train_seconds=(cfg.get("train") or {}).get("seconds"), device=(cfg.get("provenance") or {}).get("device"))
+                    train_seconds=(cfg.get("train") or {}).get("seconds"), device=(cfg.get("provenance") or {}).get("device"),
+                    reason=status.get("reason"))
         if metrics is None or base["status"] != "done": rows.append(dict(base, convention=None, metric=None, value=np.nan)); continue
         for conv, ms in metrics["summary"].items():
             for m, v in ms.items(): rows.append(dict(base, convention=conv, metric=m, value=np.nan if v is None else v))
