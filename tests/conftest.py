@@ -11,3 +11,13 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 def mnist_dir():
     d = SHARED / "data" / "mnist"
     return str(d) if d.is_dir() else ""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    "One torch thread: on a shared 2-core machine a second thread that has to wait for a busy core makes steps 100x slower."
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -20,15 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BEDROOM = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips" / "bedroom.mp4"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    "One torch thread: on a shared 2-core machine a second thread that has to wait for a busy core makes steps 100x slower."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def cli(capsys, *argv):
     "Run `cdnet ARGV` in this process: (exit status, stdout, stderr)."
     code = main([str(a) for a in argv])

@@ -24,15 +24,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:LPIPS is unavailable")
 N_OBS, N_PRED, ITERS = 4, 2, 3  # 3 iterations an epoch, so step 4 is in the middle of epoch 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    "One torch thread: on a shared 2-core machine a second thread that has to wait for a busy core makes steps 100x slower."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def clips_dataset(size=16, channels=1):
     "Random windows of 6 frames over three random uint8 clips (the same on every call)."
     g = np.random.default_rng(0)
