@@ -80,7 +80,8 @@ def main(argv=None):
     out = ROOT / "reports" / "output"
     parts = []
     (SRC / "results").mkdir()
-    for f in sorted(out.glob("*.md")) if out.is_dir() else []:
+    order = ["tables_authors", "tables_standard", "beside_paper", "runs"]  # the paper-style tables first
+    for f in sorted(out.glob("*.md"), key=lambda f: (order.index(f.stem) if f.stem in order else len(order), f.stem)) if out.is_dir() else []:
         parts.append(f"## {f.stem.replace('_', ' ')}\n\n" + f.read_text())
     for f in sorted(out.glob("*.png")) if out.is_dir() else []:
         shutil.copy(f, SRC / "results" / f.name); parts.append(f"## {f.stem.replace('_', ' ')}\n\n![{f.stem}]({f.name})")
