@@ -215,6 +215,20 @@ def test_loader_windows(h36m_videos, tmp_path):
     assert np.abs(y[:, :, 3, 3].mean(1).numpy() * 255 - (25 + 2 * STEP * np.arange(5))).max() <= 3   # every 2nd frame
 
 
+def test_prepared_data_feeds_training(h36m_videos, tmp_path):
+    "A prepared dataset goes through the whole experiment: training, evaluation, results files."
+    import json
+    from cdnet.experiment import run_experiment
+    prepare_human36m(h36m_videos, tmp_path / "human36m", video_step=1, **QUIET)
+    for model in ("convlstm", "cdnet"):
+        cfg = resolve_config("smoke", verbose=False, dataset="human36m", data_root=str(tmp_path), model=model,
+                             out_dir=str(tmp_path / "results"), hidden=2, refine_iters=1, iters_per_epoch=1)
+        r = run_experiment(cfg, progress=False)
+        assert json.loads((r["out"] / "status.json").read_text())["status"] == "done"
+        assert r["summary"]["standard"]["mse"] > 0 and r["train"]["steps"] == 1
+        assert json.loads((r["out"] / "config.json").read_text())["data"]["n_test"] == 2
+
+
 def test_loader_detects_changed_file(h36m_videos, tmp_path):
     out = tmp_path / "human36m"
     m = prepare_human36m(h36m_videos, out, **QUIET)
