@@ -11,7 +11,8 @@ from typing import Any
 
 # %% auto #0
 __all__ = ['DATASETS', 'PAPER_DATASETS', 'MODELS', 'VARIANTS', 'PRESETS', 'PAPER_BATCH', 'Config', 'ConfigError',
-           'resolve_config', 'atomic_write_text', 'git_revision', 'provenance', 'save_config', 'load_config']
+           'resolve_config', 'atomic_write', 'atomic_write_text', 'git_revision', 'provenance', 'save_config',
+           'load_config']
 
 # %% ../nbs/01_config.ipynb #a3256462
 DATASETS: dict[str, dict[str, int]] = {
@@ -174,12 +175,19 @@ def resolve_config(preset: str = "auto", verbose: bool = True, **overrides) -> C
     return c
 
 # %% ../nbs/01_config.ipynb #f3ecfed7
-def atomic_write_text(path, text: str):
-    "Write `text` to `path` via a temporary file in the same directory and a rename."
+def atomic_write(path, data) -> Path:
+    "Write `data` (bytes, or a function given the open binary file) to `path` via a temporary file beside it and a rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f: data(f) if callable(data) else f.write(data)
+        os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
+    return path
+
+def atomic_write_text(path, text: str) -> Path:
+    "Write `text` to `path` atomically (see `atomic_write`)."
+    return atomic_write(path, text.encode())
 
 def git_revision(cwd=None) -> str | None:
     "The current git commit (with `+dirty` when the tree has changes), or None outside a checkout."

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from .config import Config, DATASETS
+from .config import Config, DATASETS, atomic_write
 
 # %% auto #0
 __all__ = ['IDX_DTYPES', 'MNIST_TEST_MD5', 'MNIST_MIRRORS', 'MNIST_FILE', 'to_float_frames', 'ClipWindows', 'read_idx',
@@ -98,9 +98,7 @@ def _download_mnist_test(cache: Path) -> Path | None:
             with urllib.request.urlopen(url + MNIST_FILE, timeout=10) as r: data = r.read()
         except OSError: continue
         if hashlib.md5(gzip.decompress(data)).hexdigest() != MNIST_TEST_MD5: continue
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = cache / (MNIST_FILE + ".tmp"); tmp.write_bytes(data); os.replace(tmp, cache / MNIST_FILE)
-        return cache / MNIST_FILE
+        return atomic_write(cache / MNIST_FILE, data)
     return None
 
 def mnist_test_digits(mnist_dir=None, *, download: bool = True) -> tuple[np.ndarray, str]:

@@ -13,7 +13,7 @@ import imageio_ffmpeg
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
-from .config import Config, DATASETS, atomic_write_text
+from .config import Config, DATASETS, atomic_write, atomic_write_text
 
 # %% auto #0
 __all__ = ['PREPARED', 'MANIFEST', 'PARTIAL', 'VERIFY_CACHE', 'H36M_SPLITS', 'H36M_VIDEO', 'H36M_FRAME', 'H36M_EXAMPLES',
@@ -299,7 +299,7 @@ def download_clips(dest, names: Sequence[str] | None = None, timeout: float = 60
                 with urllib.request.urlopen(CLIPS_BASE_URL + rel, timeout=timeout) as r: data = r.read()
             except OSError as e: raise OSError(f"cannot download {CLIPS_BASE_URL + rel} ({e}); copy {name}.mp4 into {dest} instead") from None
             if hashlib.sha256(data).hexdigest() != digest: raise ValueError(f"{CLIPS_BASE_URL + rel}: sha256 differs from the published {digest}")
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp"); tmp.write_bytes(data); os.replace(tmp, path)
+            atomic_write(path, data)
         out.append(path)
     return out
 
@@ -321,11 +321,7 @@ def real_clips(src, names: Sequence[str] | None = None) -> list[Clip]:
 # %% ../nbs/03_prepared.ipynb #157ddc57
 def save_array(path, array: np.ndarray) -> Path:
     "Write `array` to `path` (`.npy`) atomically: a temporary file in the same directory, then a rename."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f: np.save(f, array)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda f: np.save(f, array))
 
 def prepare_clip(clip: Clip, recipe: Recipe, out) -> dict:
     "Decode, crop and resize `clip`, store it under `out`, and return its manifest record; `BadSource` on failure."

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
-from .config import Config, atomic_write_text
+from .config import Config, atomic_write, atomic_write_text
 
 # %% auto #0
 __all__ = ['RESUME_FREE', 'resolve_device', 'seed_everything', 'dist_info', 'distributed', 'epoch_batches', 'rng_states',
@@ -68,13 +68,10 @@ def set_rng_states(s: dict):
 
 def save_checkpoint(path, *, model, optimizer=None, scheduler=None, step=0, config=None, rng=None, **extra):
     "Atomically write a checkpoint to `path` (generator states `rng`, default: the current ones)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     state = dict(model=model.state_dict(), optimizer=optimizer.state_dict() if optimizer else None,
                  scheduler=scheduler.state_dict() if scheduler else None, step=step,
                  rng=rng if rng is not None else rng_states(), config=config, **extra)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp); os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda f: torch.save(state, f))
 
 def load_checkpoint(path, map_location="cpu") -> dict:
     "Read a checkpoint written by `save_checkpoint`, with a clear error for a missing or foreign file."
