@@ -127,6 +127,8 @@ def cdnet_by_hand(m, frames, n_obs, n_pred):
         if k <= n_past:
             memory.append(enc)
         out, mot = m.motion_lstm(m.motion_update.to_cell(s0), mot)
+        if not m.switches["motion_blend"]:
+            out = mot.h                    # released: the motion output is H~, the state it carries
         s1 = _gate_into(m.motion_update, s1, out)
         step = [m.autoencoder.decode(s0, s1)]
         cell = m.refine_lstm[min(len(m.refine_lstm) - 1, int(k > n_past))]
@@ -148,11 +150,12 @@ def cdnet_by_hand(m, frames, n_obs, n_pred):
     return decodes
 
 
-@pytest.mark.parametrize("variant,hidden", [("released", 32), ("paper", 32), ("released", 8)])
-def test_cdnet_unroll_equals_hand_stepping(variant, hidden):
+@pytest.mark.parametrize("variant,hidden,over", [("released", 32, {}), ("paper", 32, {}), ("released", 8, {}),
+                                                 ("released", 8, dict(motion_blend=True))])
+def test_cdnet_unroll_equals_hand_stepping(variant, hidden, over):
     torch.manual_seed(0)
     frames = torch.rand(2, 6, 1, 16, 16)
-    m = CDNet(channels=1, height=16, width=16, n_obs=4, hidden=hidden, refine_iters=3, variant=variant).eval()
+    m = CDNet(channels=1, height=16, width=16, n_obs=4, hidden=hidden, refine_iters=3, variant=variant, **over).eval()
     with torch.no_grad():
         r, ref = m(frames, 4, 2), cdnet_by_hand(m, frames, 4, 2)
         pred = m.predict(frames[:, :4], 2)
