@@ -187,11 +187,15 @@ class CDNet(nn.Module):
                                     threshold=self.area_threshold, tau=self.area_tau)
         return dict(pixel=pix, area=area)
 
-    def loss(self, frames: Tensor, n_obs: int, *, epoch: int = 0) -> tuple[Tensor, dict[str, float]]:
-        "Training loss on `frames[B, n_obs + n_pred, C, H, W]` with the scheduled sampling of `epoch`."
+    def loss(self, frames: Tensor, n_obs: int, *, epoch: int = 0,
+             adversary: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, dict[str, float]]:
+        "Training loss on `frames[B, n_obs + n_pred, C, H, W]` with the scheduled sampling of `epoch` (+ `adversary` of the motion frames)."
         p = teacher_forcing_p(epoch)
-        terms = self.objective(self(frames, n_obs, frames.shape[1] - n_obs, teacher_p=p), frames)
-        total = terms["pixel"] + terms["area"]
+        r = self(frames, n_obs, frames.shape[1] - n_obs, teacher_p=p)
+        terms = self.objective(r, frames)
+        if adversary is not None:   # the released temporal discriminator's term: slice 2 of every step's motion decode
+            terms["adversarial"] = adversary(torch.stack([d[0][:, :, 2] for d in r.decodes], 1))
+        total = sum(terms.values())
         return total, {"loss": total.item(), **{k: v.item() for k, v in terms.items()}, "teacher_p": p}
 
     @torch.no_grad()
