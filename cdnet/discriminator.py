@@ -116,10 +116,10 @@ class TemporalAdversary:
         self.scheduler.load_state_dict(s["scheduler"])
 
 # %% ../nbs/22_discriminator.ipynb #9bba469b
-def adversary_for(cfg, model: nn.Module, device="cpu") -> TemporalAdversary | None:
-    "The `TemporalAdversary` that `cfg` asks for (`adversarial_weight > 0`), or None."
+def adversary_for(cfg, channels: int, device="cpu") -> TemporalAdversary | None:
+    "The `TemporalAdversary` that `cfg` asks for (`adversarial_weight > 0`) for frames of `channels`, or None."
     if not cfg.adversarial_weight: return None
-    if not hasattr(model, "channels") or cfg.model != "cdnet":
+    if cfg.model != "cdnet":
         raise ValueError(f"adversarial_weight={cfg.adversarial_weight}: the temporal discriminator trains CDNet only, not {cfg.model!r}")
-    return TemporalAdversary(model.channels, cfg.n_obs + cfg.n_pred - 3, weight=cfg.adversarial_weight, form=cfg.discriminator,
+    return TemporalAdversary(channels, cfg.n_obs + cfg.n_pred - 3, weight=cfg.adversarial_weight, form=cfg.discriminator,
                              lr_step=cfg.lr_step, lr_gamma=cfg.lr_gamma, device=device)
