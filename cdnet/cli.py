@@ -162,6 +162,13 @@ def params_rows(model: str = "all", variant: str | None = None, dataset: str | N
             n = measure(lambda height, width: build_model(cfg, d["channels"], height, width), channels=d["channels"],
                         height=d["height"], width=d["width"], n_obs=cfg.n_obs, n_pred=cfg.n_pred)
             rows.append(dict(model=m, variant=v, switches=model_switches(cfg), dataset=dataset, **n))
+    if model == "all":   # the released training's temporal discriminator, over the S = n_obs + n_pred - 3 new frames
+        from cdnet.discriminator import TemporalDiscriminator
+        from cdnet.params import discriminator_loss
+        in_ch = d["channels"] * (d["n_obs"] + d["n_pred"] - 3)
+        n = measure(lambda **hw: TemporalDiscriminator(in_ch), channels=d["channels"], height=d["height"], width=d["width"],
+                    n_obs=d["n_obs"], n_pred=d["n_pred"], loss=discriminator_loss)
+        rows.append(dict(model="discriminator", variant="-", switches=dict(scales=2, ndf=64, n_layers=3, in_ch=in_ch), dataset=dataset, **n))
     return rows
 
 def changed_switches(row: dict) -> str:

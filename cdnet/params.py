@@ -14,10 +14,11 @@ from .models.cdnet import CDNet, resolve_variant
 from .models.crevnet import CrevNet
 from .modules.autoencoder import InvertibleAutoencoder
 from .modules.cells import AttentionGate, MaskHead
+from .discriminator import TemporalDiscriminator, discriminator_inputs, lsgan_loss
 
 # %% auto #0
 __all__ = ['SMALL', 'H36M', 'MMNIST', 'count_params', 'trainable_params', 'training_loss', 'measure', 'autoencoder_loss',
-           'param_table']
+           'discriminator_loss', 'param_table']
 
 # %% ../nbs/16_params.ipynb #7fc9aae7
 def count_params(module: nn.Module) -> int:
@@ -64,6 +65,10 @@ def autoencoder_loss(ae: nn.Module, frames: Tensor) -> Tensor:
     "Sum of squares of both streams of the first window of `frames[B, T, C, H, W]` (the autoencoder has no loss of its own)."
     return sum(s.square().sum() for s in ae.encode(frames[:, :3].transpose(1, 2)))
 
+def discriminator_loss(d: nn.Module, frames: Tensor) -> Tensor:
+    "The temporal discriminator's own loss (corrected inputs: real 1, shuffled and copied 0) on `frames[B, T, C, H, W]`."
+    return sum(lsgan_loss(d(x), real) for x, real in zip(discriminator_inputs(frames, "corrected"), (True, False, False)))
+
 def param_table(trainable: bool = True) -> list[dict]:
     "Rows `{model, variant, switches, dataset, params, trainable}` for every configuration of spec section 7 and Table 5."
     rows = []
@@ -86,4 +91,7 @@ def param_table(trainable: bool = True) -> list[dict]:
     add("CrevNet", "conv1", dict(layers=8, gate="conv1", hidden=32), _MMNIST,
         lambda **hw: CrevNet(channels=1, n_obs=10, gate="conv1", **hw), MMNIST)
     add("autoencoder", "-", {}, _MMNIST, lambda **hw: InvertibleAutoencoder(1), MMNIST, autoencoder_loss)
+    steps = H36M["n_obs"] + H36M["n_pred"] - 3                          # S = 5 frames of 3 channels
+    add("discriminator", "released training", dict(scales=2, ndf=64, n_layers=3, in_ch=3 * steps), _H36M,
+        lambda **hw: TemporalDiscriminator(3 * steps), H36M, discriminator_loss)
     return rows

@@ -80,6 +80,7 @@ def test_params(capsys):
     got = {(r["model"], r["variant"]): (r["params"], r["trainable"]) for r in rows}
     assert got[("cdnet", "released")] == (21_862_020, 20_848_068) and got[("cdnet", "paper")] == (11_354_628, 11_354_628)
     assert got[("crevnet", "-")] == (46_951_524, 46_951_524)
+    assert got[("discriminator", "-")] == (5_554_050, 5_554_050)   # the released training's temporal discriminator
     code, out, _ = cli(capsys, "params", "--model", "cdnet", "--format", "json")  # the specification's table
     assert {r["params"] for r in json.loads(out)} == {21_862_020, 23_134_212, 11_354_628, 16_369_092, 14_340_612}
     code, _, err = cli(capsys, "params", "--model", "convlstm")
