@@ -348,4 +348,5 @@ d = { 'settings': { 'branch': 'main',
             'cdnet.zoo': { 'cdnet.zoo.build_model': ('zoo.html#build_model', 'cdnet/zoo.py'),
                            'cdnet.zoo.is_trainable': ('zoo.html#is_trainable', 'cdnet/zoo.py'),
                            'cdnet.zoo.model_name': ('zoo.html#model_name', 'cdnet/zoo.py'),
-                           'cdnet.zoo.model_switches': ('zoo.html#model_switches', 'cdnet/zoo.py')}}}
+                           'cdnet.zoo.model_switches': ('zoo.html#model_switches', 'cdnet/zoo.py'),
+                           'cdnet.zoo.stlstm_kwargs': ('zoo.html#stlstm_kwargs', 'cdnet/zoo.py')}}}

@@ -10,6 +10,9 @@ from torch import nn
 
 from .models.cdnet import CDNet, resolve_variant
 from .models.crevnet import CrevNet
+from .models.predrnn import PredRNN
+from .models.mim import MIM
+from .models.motionrnn import MotionRNN
 from .modules.autoencoder import InvertibleAutoencoder
 from .modules.cells import AttentionGate, MaskHead
 
@@ -44,4 +47,12 @@ def param_table() -> list[dict]:
         add("CrevNet", "conv1", dict(layers=8, gate="conv1", hidden=32), _MMNIST,
             count_params(CrevNet(**mnist, gate="conv1")))
         add("autoencoder", "-", {}, _MMNIST, count_params(InvertibleAutoencoder(1)))
+        # Table 1's recurrent baselines at their published configurations (4 layers, 5x5, patch 4, no layer norm)
+        for cls, width, dataset, frames, source in [
+                (PredRNN, 128, _MMNIST, mnist, "OpenSTL configs/mmnist/PredRNN.py"),
+                (MIM, 128, _MMNIST, mnist, "OpenSTL configs/mmnist/MIM.py"),
+                (MotionRNN, 64, _H36M, rgb, "MotionRNN human_script/MotionRNN_PredRNN_human_train.sh")]:
+            net = cls(**{k: v for k, v in frames.items() if k != "n_obs"}, hidden=width, layers=4, kernel=5, patch=4)
+            add(cls.__name__, f"published ({source})", dict(hidden=width, layers=4, kernel=5, patch=4, layer_norm=False), dataset,
+                count_params(net))
     return rows

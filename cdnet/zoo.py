@@ -10,11 +10,23 @@ from .config import Config
 from .models.baselines import CopyLast, MeanFrame, ConvLSTM
 
 # %% auto #0
-__all__ = ['CDNET_SWITCHES', 'build_model', 'is_trainable', 'model_switches', 'model_name']
+__all__ = ['CDNET_SWITCHES', 'stlstm_kwargs', 'build_model', 'is_trainable', 'model_switches', 'model_name']
 
 # %% ../nbs/19_zoo.ipynb #581bc87e
 CDNET_SWITCHES = ("refine_cells", "use_global_info", "use_mask", "motion_mask", "gates", "mask_sigmoid", "carry_blended",
                   "pixel_loss", "motion_pixel_loss", "pixel_iters", "area_loss")
+
+def stlstm_kwargs(cfg: Config) -> dict:
+    "Constructor arguments of PredRNN, MIM or MotionRNN from the `predrnn_*` fields; a field left `None` takes the model's published value."
+    import inspect
+    from cdnet.models.predrnn import PredRNN
+    from cdnet.models.mim import MIM
+    from cdnet.models.motionrnn import MotionRNN
+    cls = dict(predrnn=PredRNN, mim=MIM, motionrnn=MotionRNN)[cfg.model]
+    kw = dict(hidden=cfg.predrnn_hidden, layers=cfg.predrnn_layers, patch=cfg.predrnn_patch, layer_norm=cfg.predrnn_layer_norm,
+              sampling=cfg.predrnn_sampling, sampling_stop=cfg.predrnn_sampling_stop)
+    defaults = inspect.signature(cls).parameters
+    return dict(cls=cls, **{k: defaults[k].default if v is None else v for k, v in kw.items()})
 
 def build_model(cfg: Config, channels: int, height: int, width: int) -> nn.Module:
     "The model `cfg.model` for frames of `channels x height x width`."
@@ -32,6 +44,9 @@ def build_model(cfg: Config, channels: int, height: int, width: int) -> nn.Modul
         return CDNet(channels=channels, height=height, width=width, n_obs=cfg.n_obs, hidden=cfg.hidden,
                      refine_iters=cfg.refine_iters, variant=cfg.variant, area_weight=cfg.area_weight, area_tau=cfg.area_tau,
                      **switches)
+    if cfg.model in ("predrnn", "mim", "motionrnn"):
+        kw = stlstm_kwargs(cfg)
+        return kw.pop("cls")(channels=channels, height=height, width=width, **kw)
     raise ValueError(f"unknown model {cfg.model!r}")
 
 def is_trainable(model: nn.Module) -> bool:
@@ -47,6 +62,8 @@ def model_switches(cfg: Config) -> dict:
     if cfg.model == "crevnet": return dict(model="crevnet", hidden=cfg.hidden, layers=cfg.crevnet_layers, gate=cfg.crevnet_gate)
     if cfg.model == "convlstm":
         return dict(model="convlstm", hidden=cfg.convlstm_hidden, layers=cfg.convlstm_layers, patch=cfg.convlstm_patch)
+    if cfg.model in ("predrnn", "mim", "motionrnn"):
+        return dict(model=cfg.model, **{k: v for k, v in stlstm_kwargs(cfg).items() if k != "cls"})
     return dict(model=cfg.model)
 
 def model_name(cfg: Config) -> str:
