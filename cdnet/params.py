@@ -28,7 +28,7 @@ def count_params(module: nn.Module) -> int:
 _H36M, _MMNIST = "Human3.6M 128x128 RGB, 4->4", "Moving MNIST 64x64, 10->10"
 
 def param_table() -> list[dict]:
-    "Rows `{model, variant, switches, dataset, params}` for every configuration of spec section 7 and Table 5."
+    "Rows `{model, variant, switches, dataset, params}`: every configuration of spec section 7 and Table 5, then the recurrent baselines at their published configurations (source in `variant`)."
     rgb, mnist = dict(channels=3, height=128, width=128, n_obs=4), dict(channels=1, height=64, width=64, n_obs=10)
     rows = []
     def add(model, variant, switches, dataset, params):
