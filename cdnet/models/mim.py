@@ -13,7 +13,7 @@ __all__ = ['MIMModule', 'MIMBlock', 'MIM']
 
 # %% ../../nbs/17b_models.mim.ipynb #e9df7dc4
 class MIMModule(nn.Module):
-    "The recurrent module of MIM-N and MIM-S (Wang et al. 2019, Eqs. 5-6): `forward(x, h, c) -> (h, c)`, all `[B, hidden, height, width]`."
+    "The recurrent module of MIM-N and MIM-S (Wang et al. 2019, in the form of the official code): `forward(x, h, c) -> (h, c)`, all `[B, hidden, height, width]`."
     def __init__(self, in_ch: int, hidden: int, height: int, width: int, kernel: int = 5, *, layer_norm: bool = False,
                  forget_bias: float = 1.0):
         super().__init__()
@@ -33,7 +33,7 @@ class MIMModule(nn.Module):
 
 # %% ../../nbs/17b_models.mim.ipynb #8f2d2306
 class MIMBlock(nn.Module):
-    "One MIM block step (Wang et al. 2019, Eq. 4): `forward(x, d, h, c, m, s) -> (h, c, m, s)` with `d` the MIM-N output, `s` the MIM-S cell."
+    "One MIM block step (Wang et al. 2019): `forward(x, d, h, c, m, s) -> (h, c, m, s)` with `d` the MIM-N output, `s` the MIM-S cell."
     def __init__(self, in_ch: int, hidden: int, height: int, width: int, kernel: int = 5, *, layer_norm: bool = False,
                  forget_bias: float = 1.0):
         super().__init__()
