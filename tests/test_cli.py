@@ -91,9 +91,8 @@ def test_params(capsys):
     # the recurrent baselines: published configurations with their source, and at the paper preset
     code, out, _ = cli(capsys, "params", "--format", "json")
     got = {r["model"]: (r["params"], r["variant"]) for r in json.loads(out) if r["model"] in ("PredRNN", "MIM", "MotionRNN")}
-    assert got == {"PredRNN": (23_838_720, "published (OpenSTL configs/mmnist/PredRNN.py)"),
-                   "MIM": (37_945_344, "published (OpenSTL configs/mmnist/MIM.py)"),
-                   "MotionRNN": (7_214_657, "published (MotionRNN human_script/MotionRNN_PredRNN_human_train.sh)")}
+    assert got == {"PredRNN": (23_838_720, "OpenSTL configs/mmnist/PredRNN.py"), "MIM": (37_945_344, "OpenSTL configs/mmnist/MIM.py"),
+                   "MotionRNN": (7_214_657, "thuml/MotionRNN human_script/MotionRNN_PredRNN_human_train.sh")}
     code, out, _ = cli(capsys, "params", "--model", "predrnn", "--dataset", "mmnist")
     assert code == 0 and "23,838,720" in out
 
