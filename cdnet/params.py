@@ -10,11 +10,13 @@ from torch import nn
 
 from .models.cdnet import CDNet, resolve_variant
 from .models.crevnet import CrevNet
+from .models.frnn import FRNN
+from .models.phydnet import PhyDNet
 from .modules.autoencoder import InvertibleAutoencoder
 from .modules.cells import AttentionGate, MaskHead
 
 # %% auto #0
-__all__ = ['count_params', 'param_table']
+__all__ = ['count_params', 'param_table', 'baseline_rows']
 
 # %% ../nbs/16_params.ipynb #7fc9aae7
 def count_params(module: nn.Module) -> int:
@@ -44,4 +46,15 @@ def param_table() -> list[dict]:
         add("CrevNet", "conv1", dict(layers=8, gate="conv1", hidden=32), _MMNIST,
             count_params(CrevNet(**mnist, gate="conv1")))
         add("autoencoder", "-", {}, _MMNIST, count_params(InvertibleAutoencoder(1)))
+    return rows
+
+# %% ../nbs/16_params.ipynb #a1967af5
+def baseline_rows() -> list[dict]:
+    "Rows `{model, variant, switches, dataset, params}` of the baselines at their published configurations; `variant` names the source."
+    rows = []
+    with torch.device("meta"):
+        rows.append(dict(model="PhyDNet", variant="OpenSTL configs/mmnist/PhyDNet.py", switches=dict(hidden=64, convlstm=[128, 128, 64]),
+                         dataset=_MMNIST, params=count_params(PhyDNet(channels=1, height=64, width=64, hidden=64))))
+        rows.append(dict(model="FRNN", variant="moliusimon/frnn model/ucf101/model_frnn.py", switches=dict(width=128, layers=8),
+                         dataset="UCF101 64x80 RGB, 10->10", params=count_params(FRNN(channels=3, width=128, layers=8))))
     return rows

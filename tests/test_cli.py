@@ -84,6 +84,11 @@ def test_params(capsys):
     assert {r["params"] for r in json.loads(out)} == {21_862_020, 23_134_212, 11_354_628, 16_369_092, 14_340_612}
     code, _, err = cli(capsys, "params", "--model", "convlstm")
     assert code == 2 and "give --dataset" in err
+    assert got[("phydnet", "-")] > 0 and got[("frnn", "-")] > 0
+    code, out, _ = cli(capsys, "params", "--model", "phydnet")      # the published configurations, with their source
+    assert code == 0 and "3,091,732" in out and "configs/mmnist/PhyDNet.py" in out
+    code, out, _ = cli(capsys, "params", "--model", "frnn")
+    assert code == 0 and "105,709,219" in out and "model/ucf101/model_frnn.py" in out
 
 
 # -- train, evaluate, predict ----------------------------------------------------------------------
