@@ -185,6 +185,22 @@ def test_predict_synthetic_video(runs, tmp_path, capsys):
     assert last[:, -64:].max() > 0                                            # a predicted frame: some error
 
 
+@pytest.mark.parametrize("model", ["phydnet", "frnn"])
+def test_train_and_predict_each_model(model, tmp_path, capsys, mnist_dir):
+    "Each baseline trains at the smoke preset through `cdnet train`, and its checkpoint predicts through `cdnet predict`."
+    run = tmp_path / model
+    code, out, err = cli(capsys, "train", "--preset", "smoke", "--dataset", "mmnist", "--model", model, "--out", run, "--quiet",
+                         *data_args(mnist_dir))
+    assert code == 0, err
+    assert json.loads((run / "status.json").read_text())["status"] == "done"
+    assert [int(r.split(",")[0]) for r in (run / "train_log.csv").read_text().splitlines()[1:]] == [1, 2]
+    assert json.loads((run / "metrics.json").read_text())["summary"]["standard"]["mse"] > 0
+    code, out, err = cli(capsys, "predict", "--checkpoint", run / "checkpoint.pt", "--input", video(tmp_path / "square.mp4"),
+                         "--context", 4, "--horizon", 3, "--out", tmp_path / "p.gif")
+    assert code == 0, err
+    assert Image.open(tmp_path / "p.gif").n_frames == 7
+
+
 def test_predict_frame_directory(runs, tmp_path, capsys):
     (tmp_path / "frames").mkdir()
     for i in range(8):
