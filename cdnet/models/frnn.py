@@ -108,6 +108,8 @@ class FRNN(nn.Module):
         if context.ndim != 5 or context.shape[2] != self.channels:
             raise ValueError(f"expected frames [B, T, {self.channels}, H, W], got {tuple(context.shape)}")
         B, T, C, H, W = context.shape
+        if T < 1: raise ValueError("FRNN needs at least 1 context frame, got 0")
+        if not 1 <= depth <= self.layers: raise ValueError(f"depth must be in 1..{self.layers} (the model's layers), got {depth}")
         x = context * 2 - 1                                                  # the code's rescale to [-1, 1]
         ph, pw = -H % self.scale, -W % self.scale
         if ph or pw: x = F.pad(x.flatten(0, 1), (0, pw, 0, ph), mode="replicate").unflatten(0, (B, T))
