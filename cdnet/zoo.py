@@ -54,7 +54,7 @@ def model_switches(cfg: Config) -> dict:
     if cfg.model == "convlstm":
         return dict(model="convlstm", hidden=cfg.convlstm_hidden, layers=cfg.convlstm_layers, patch=cfg.convlstm_patch)
     if cfg.model == "phydnet": return dict(model="phydnet", hidden=cfg.phydnet_hidden)
-    if cfg.model == "frnn": return dict(model="frnn", width=cfg.frnn_width, layers=cfg.frnn_layers, layer_removal=cfg.frnn_layer_removal)
+    if cfg.model == "frnn": return dict(model="frnn", hidden=cfg.frnn_width, layers=cfg.frnn_layers, layer_removal=cfg.frnn_layer_removal)
     return dict(model=cfg.model)
 
 def model_name(cfg: Config) -> str:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .cdnet import teacher_forcing_p  # the same scheduled sampling as CDNet
-from ..modules.recurrent import ConvLSTMCell, unroll_frames
+from ..modules.recurrent import ConvLSTMCell, unroll
 
 # %% auto #0
 __all__ = ['CopyLast', 'MeanFrame', 'ConvLSTM']
@@ -43,7 +43,7 @@ class ConvLSTM(nn.Module):
 
     def unroll(self, frames, n_obs, n_out, feed_truth=None):
         "Predict frames 1..n_out from frame 0 on; step t reads truth when t < n_obs or `feed_truth(t)`."
-        return unroll_frames(self.step, frames, n_obs, n_out, feed_truth, state=[None] * len(self.cells))
+        return unroll(self.step, frames, n_obs, n_out, feed_truth, states=[None] * len(self.cells))
 
     def predict(self, context, n_pred):
         n_obs = context.shape[1]

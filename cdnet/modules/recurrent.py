@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 # %% auto #0
-__all__ = ['ConvLSTMCell', 'unroll_frames']
+__all__ = ['ConvLSTMCell', 'unroll']
 
 # %% ../../nbs/12a_modules.recurrent.ipynb #f6b0cb86
 class ConvLSTMCell(nn.Module):
@@ -33,17 +33,22 @@ class ConvLSTMCell(nn.Module):
         return h, (h, c)
 
 # %% ../../nbs/12a_modules.recurrent.ipynb #f53707e3
-def unroll_frames(step: Callable, frames: Tensor, n_obs: int, n_out: int,
-                  feed_truth: Callable[[int], bool] | None = None, state=None) -> Tensor:
-    "Run `step(frame, state) -> (next, state)` from `frames[:, 0]` for `n_out` steps: predictions of frames 1..n_out, `[B, n_out, C, H, W]`."
+def unroll(step: Callable, frames: Tensor, n_obs: int, n_out: int, feed_truth: Callable | None = None, states=None) -> Tensor:
+    """Predictions `[B, n_out, C, H, W]` of frames `1..n_out` of `frames[B, T, C, H, W]`, from frame 0 on.
+
+    `step(frame, states) -> (next frame, states)` is one time step (`states` as given at the start, `None` by default); the
+    input of step `t` is frame `t` when `t < n_obs`, else, where `feed_truth(t)` (a bool, or a bool tensor `[B]` for a
+    draw per sequence) is true and the frame exists, frame `t`, else the prediction of step `t - 1`."""
     if frames.ndim != 5: raise ValueError(f"expected frames [B, T, C, H, W], got shape {tuple(frames.shape)}")
     if not 1 <= n_obs <= frames.shape[1]: raise ValueError(f"n_obs={n_obs}: need 1 <= n_obs <= {frames.shape[1]} (the frames given)")
     preds, x = [], frames[:, 0]
     for t in range(n_out):
-        y, state = step(x, state)
+        y, states = step(x, states)
         preds.append(y)
-        if t + 1 < frames.shape[1]:
-            truth = t + 1 < n_obs or (feed_truth is not None and feed_truth(t + 1))
-            x = frames[:, t + 1] if truth else y
-        else: x = y
+        if t + 1 >= frames.shape[1]: x = y
+        elif t + 1 < n_obs: x = frames[:, t + 1]
+        else:
+            truth = False if feed_truth is None else feed_truth(t + 1)
+            if torch.is_tensor(truth): x = torch.where(truth.to(y.device).view(-1, 1, 1, 1), frames[:, t + 1], y)
+            else: x = frames[:, t + 1] if truth else y
     return torch.stack(preds, 1)
