@@ -16,7 +16,7 @@ from .modules.autoencoder import InvertibleAutoencoder
 from .modules.cells import AttentionGate, MaskHead
 
 # %% auto #0
-__all__ = ['count_params', 'param_table', 'baseline_rows']
+__all__ = ['count_params', 'param_table']
 
 # %% ../nbs/16_params.ipynb #7fc9aae7
 def count_params(module: nn.Module) -> int:
@@ -27,7 +27,7 @@ def count_params(module: nn.Module) -> int:
 _H36M, _MMNIST = "Human3.6M 128x128 RGB, 4->4", "Moving MNIST 64x64, 10->10"
 
 def param_table() -> list[dict]:
-    "Rows `{model, variant, switches, dataset, params}` for every configuration of spec section 7 and Table 5."
+    "Rows `{model, variant, switches, dataset, params}`: every configuration of spec section 7 and Table 5, then the baselines at their published configurations (source in `variant`)."
     rgb, mnist = dict(channels=3, height=128, width=128, n_obs=4), dict(channels=1, height=64, width=64, n_obs=10)
     rows = []
     def add(model, variant, switches, dataset, params):
@@ -46,15 +46,9 @@ def param_table() -> list[dict]:
         add("CrevNet", "conv1", dict(layers=8, gate="conv1", hidden=32), _MMNIST,
             count_params(CrevNet(**mnist, gate="conv1")))
         add("autoencoder", "-", {}, _MMNIST, count_params(InvertibleAutoencoder(1)))
-    return rows
-
-# %% ../nbs/16_params.ipynb #a1967af5
-def baseline_rows() -> list[dict]:
-    "Rows `{model, variant, switches, dataset, params}` of the baselines at their published configurations; `variant` names the source."
-    rows = []
-    with torch.device("meta"):
-        rows.append(dict(model="PhyDNet", variant="OpenSTL configs/mmnist/PhyDNet.py", switches=dict(hidden=64, convlstm=[128, 128, 64]),
-                         dataset=_MMNIST, params=count_params(PhyDNet(channels=1, height=64, width=64, hidden=64))))
-        rows.append(dict(model="FRNN", variant="moliusimon/frnn model/ucf101/model_frnn.py", switches=dict(width=128, layers=8),
-                         dataset="UCF101 64x80 RGB, 10->10", params=count_params(FRNN(channels=3, width=128, layers=8))))
+        # PhyDNet and FRNN at their published configurations
+        add("PhyDNet", "published (OpenSTL configs/mmnist/PhyDNet.py)", dict(hidden=64, convlstm=[128, 128, 64]), _MMNIST,
+            count_params(PhyDNet(channels=1, height=64, width=64, hidden=64)))
+        add("FRNN", "published (moliusimon/frnn model/ucf101/model_frnn.py)", dict(hidden=128, layers=8), "UCF101 64x80 RGB, 10->10",
+            count_params(FRNN(channels=3, width=128, layers=8)))
     return rows
