@@ -128,7 +128,7 @@ class PhyDNet(nn.Module):
         return y, (h_p, new)
 
     def unroll(self, frames: Tensor, n_obs: int, n_out: int, feed_truth=None) -> Tensor:
-        "Predictions of frames 1..n_out (`unroll`)."
+        "Predictions of frames 1..n_out (`cdnet.modules.recurrent.unroll`)."
         if frames.ndim != 5 or frames.shape[2] != self.channels:
             raise ValueError(f"expected frames [B, T, {self.channels}, H, W], got {tuple(frames.shape)}")
         return unroll(self.step, frames, n_obs, n_out, feed_truth)
