@@ -31,6 +31,8 @@ ROWS = {  # (model name, tag) -> [(table, paper row)]
     ("predrnn", None): [("T1", "PredRNN"), ("MMNIST", "PredRNN")],
     ("mim", None): [("T1", "MIM"), ("MMNIST", "MIM")],
     ("motionrnn", None): [("T1", "MotionRNN")],
+    ("phydnet", None): [("T1", "PhyDNet"), ("T3", "PhyDNet"), ("MMNIST", "PhyDNet")],
+    ("frnn", None): [("T1", "FRNN"), ("T3", "FRNN")],
     ("cdnet-released", None): [("T1", "CDNet"), ("T2", "CDNet"), ("T3", "CDNet")],
     ("cdnet-paper", None): [("T1", "CDNet"), ("T3", "CDNet")],
 }

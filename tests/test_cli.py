@@ -31,7 +31,7 @@ def data_args(mnist_dir):
     return [f"mnist_dir={mnist_dir}"] if mnist_dir else []
 
 
-TRAINED = ("convlstm", "predrnn", "mim", "motionrnn")  # trained by `cdnet train` in the fixture below
+TRAINED = ("convlstm", "predrnn", "mim", "motionrnn", "phydnet", "frnn")  # trained by `cdnet train` in the fixture below
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +84,7 @@ def test_params(capsys):
     got = {(r["model"], r["variant"]): r["params"] for r in rows}
     assert got[("cdnet", "released")] == 21_862_020 and got[("cdnet", "paper")] == 11_354_628
     assert got[("crevnet", "-")] == 46_951_524
+    assert got[("phydnet", "-")] > 0 and got[("frnn", "-")] > 0
     code, out, _ = cli(capsys, "params", "--model", "cdnet", "--format", "json")  # the specification's table
     assert {r["params"] for r in json.loads(out)} == {21_862_020, 23_134_212, 11_354_628, 16_369_092, 14_340_612}
     code, _, err = cli(capsys, "params", "--model", "convlstm")
@@ -95,6 +96,10 @@ def test_params(capsys):
                    "MotionRNN": (7_214_657, "thuml/MotionRNN human_script/MotionRNN_PredRNN_human_train.sh")}
     code, out, _ = cli(capsys, "params", "--model", "predrnn", "--dataset", "mmnist")
     assert code == 0 and "23,838,720" in out
+    code, out, _ = cli(capsys, "params", "--model", "phydnet")      # the published configurations, with their source
+    assert code == 0 and "3,091,732" in out and "configs/mmnist/PhyDNet.py" in out
+    code, out, _ = cli(capsys, "params", "--model", "frnn")
+    assert code == 0 and "105,709,219" in out and "model/ucf101/model_frnn.py" in out
 
 
 # -- train, evaluate, predict ----------------------------------------------------------------------
