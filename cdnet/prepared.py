@@ -90,13 +90,14 @@ def _ffmpeg_reason(text: str) -> str:
     return "; ".join(dict.fromkeys(useful[:1] + useful[-1:])) or "ffmpeg gave no reason"
 
 def container_frame_count(path) -> int:
-    "Video frames stored in the container of `path`, counted by a stream copy (no decoding)."
+    "Video frames of `path` a player presents: the packets of a stream copy (no decoding) less those an edit list discards."
     r = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0",
-                        "-c", "copy", "-f", "null", "-"], capture_output=True)
+                        "-c", "copy", "-f", "framecrc", "-"], capture_output=True)
     err = r.stderr.decode(errors="replace").replace("\r", "\n")
-    counts = re.findall(r"^frame=\s*(\d+)", err, flags=re.M)
-    if r.returncode or not counts: raise BadSource(path, f"ffmpeg cannot read it ({_ffmpeg_reason(err)})")
-    return int(counts[-1])
+    packets = [l for l in r.stdout.decode(errors="replace").splitlines() if l.strip() and not l.startswith("#")]
+    if r.returncode or not packets: raise BadSource(path, f"ffmpeg cannot read it ({_ffmpeg_reason(err)})")
+    flags = [re.search(r"F=0x([0-9a-fA-F]+)", l) for l in packets]
+    return sum(1 for f in flags if f is None or not int(f[1], 16) & 0x4)  # 0x4: AV_PKT_FLAG_DISCARD (before an edit list's start)
 
 def read_video(path) -> Iterator[np.ndarray]:
     "Every frame of the video at `path` as `[H, W, 3]` uint8; `BadSource` if the count differs from the container's."
@@ -112,9 +113,14 @@ def read_video(path) -> Iterator[np.ndarray]:
     if n != expected: raise BadSource(path, f"decoded {n} frames but the container holds {expected}")
 
 def read_image(path) -> np.ndarray:
-    "One image file as `[H, W, 3]` uint8; `BadSource` if PIL cannot decode all of it."
+    "One image file as `[H, W, 3]` uint8, full scale of any bit depth -> 255 (alpha dropped, grey repeated); `BadSource` if PIL cannot decode it."
     try:
-        with Image.open(path) as im: return np.asarray(im.convert("RGB"))
+        with Image.open(path) as im:
+            if im.mode.startswith("I"):   # 16-bit grey (I;16, and I as PIL opens 16-bit PNGs): 65535 is white
+                grey = np.clip(np.rint(np.asarray(im, np.float64) * (255 / 65535)), 0, 255).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, -1)
+            if im.mode == "F": raise BadSource(path, "floating-point images have no defined white level: convert it to 8 or 16 bit")
+            return np.asarray(im.convert("RGB"))  # 1, L, LA, P, PA, RGB, RGBA, CMYK, YCbCr; 16-bit RGB(A) PIL reads as 8-bit
     except (OSError, ValueError, SyntaxError) as e: raise BadSource(path, f"cannot decode image ({e})") from None
 
 def write_video(path, frames: np.ndarray, fps: float = 25) -> Path:
