@@ -22,7 +22,7 @@ __all__ = ['PREPARED', 'MANIFEST', 'PARTIAL', 'VERIFY_CACHE', 'H36M_SPLITS', 'H3
            'read_video', 'read_image', 'write_video', 'Clip', 'Recipe', 'is_walking', 'human36m_layout',
            'human36m_clips', 'ucf101_split_list', 'ucf101_root', 'ucf101_clips', 'sha256_file', 'download_clips',
            'real_clips', 'save_array', 'prepare_clip', 'verify_files', 'prepare', 'prepare_human36m', 'prepare_ucf101',
-           'prepare_real_clips', 'read_manifest', 'load_prepared']
+           'prepare_real_clips', 'read_manifest', 'disk_mismatch', 'dataset_identity', 'load_prepared']
 
 # %% ../nbs/03_prepared.ipynb #af95e3b3
 PREPARED: dict[str, dict[str, str]] = {
@@ -230,11 +230,13 @@ UCF_SETTINGS = {"64x88": dict(sizes=((64, 85), (64, 88)), name="ucf101_64x88"),
 UCF_EXAMPLE = "SRC/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi"
 
 def ucf101_split_list(split: str, path=None) -> list[str]:
-    "Video names of the 64x88 split `split` (the packaged list, or the file `path`)."
+    "Video names of the 64x88 split `split` (the packaged list, or the file `path`: names, paths, or the official `trainlist0N.txt` lines `Class/v_....avi 1`)."
     text = Path(path).read_text() if path else (importlib.resources.files("cdnet") / "assets" / f"ucf101_64x88_{split}.txt").read_text()
-    names = [Path(l.strip()).stem for l in text.splitlines() if l.strip()]
+    names = [Path(l.split()[0]).stem for l in text.splitlines() if l.strip()]
     bad = [n for n in names if not UCF_NAME.fullmatch(n)]
     if bad: raise ValueError(f"{path or 'packaged list'}: {len(bad)} lines are not UCF101 names like v_ApplyEyeMakeup_g01_c01 (first: {bad[0]!r})")
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice: raise ValueError(f"{path or 'packaged list'}: the video {twice} is listed twice")
     return names
 
 def ucf101_root(src) -> Path:
@@ -259,6 +261,9 @@ def ucf101_clips(src, setting: str, *, train_list=None, test_list=None, released
                     problem=None if name in found else "listed in the split but not found under --src")
     if setting == "64x88":
         lists = dict(train=ucf101_split_list("train", train_list), test=ucf101_split_list("test", test_list))
+        shared = sorted(set(lists["train"]) & set(lists["test"]))
+        if shared: raise ValueError(f"the train list ({train_list or 'packaged'}) and the test list ({test_list or 'packaged'}) share "
+                                    f"{len(shared)} video(s), e.g. {shared[0]}: a video belongs to one split")
         clips = [clip(n, s) for s, names in lists.items() for n in names]
         how = dict(split="video lists", lists={s: dict(file=str(p) if p else f"cdnet/assets/ucf101_64x88_{s}.txt", names=len(lists[s]),
                                                        names_sha256=hashlib.sha256("\n".join(lists[s]).encode()).hexdigest())
@@ -519,6 +524,23 @@ def read_manifest(name: str, root) -> dict:
     if m.get("dataset") != name: raise ValueError(f"{path} describes dataset {m.get('dataset')!r}, not {name!r}")
     return m
 
+def disk_mismatch(root, manifest: dict) -> list[str]:
+    "Where the split directories under `root` and `manifest` disagree: a clip in two splits, a stored array the manifest does not list."
+    root, out = Path(root), []
+    listed = {s: {r["file"] for r in recs} for s, recs in manifest["splits"].items()}
+    ids = [r["id"] for recs in manifest["splits"].values() for r in recs]
+    out += [f"{i}: listed in more than one split" for i in sorted({i for i in ids if ids.count(i) > 1})]
+    for s in ("train", "test"):
+        for f in sorted((root / s).glob("*.npy")):
+            rel = f"{s}/{f.name}"
+            if rel not in listed.get(s, set()): out.append(f"{rel}: on disk but not in the {s} split of {MANIFEST}")
+    return out
+
+def dataset_identity(name: str, root) -> dict:
+    "What identifies prepared dataset `name` under `root`: its directory and the sha256 of its manifest."
+    d = (Path(root) / name).resolve()
+    return dict(dataset=name, dir=str(d), manifest_sha256=sha256_file(d / MANIFEST))
+
 def load_prepared(name: str, split: str, cfg: Config, *, verify: bool | None = None):
     "Windows of `cfg.n_obs + cfg.n_pred` frames over the `split` clips of prepared dataset `name` in `cfg.data_root`."
     if split not in ("train", "test"): raise ValueError(f"`split` must be 'train' or 'test', got {split!r}")
@@ -530,6 +552,9 @@ def load_prepared(name: str, split: str, cfg: Config, *, verify: bool | None = N
     want = [d["height"], d["width"], d["channels"]]
     bad = [r["file"] for r in records if r["shape"][1:] != want]
     if bad: raise ValueError(f"{root}: {bad[0]} holds frames {records[0]['shape'][1:]}, dataset {name!r} needs [H, W, C] = {want}")
+    if mismatch := disk_mismatch(root, m):
+        raise ValueError(f"{root}: the stored files and {MANIFEST} disagree: {'; '.join(mismatch[:3])}{' ...' if len(mismatch) > 3 else ''}. "
+                         f"Delete {root} and prepare it again: `{PREPARED[name]['command'].format(root=cfg.data_root)}`")
     problems = verify_files(root, records, full=bool(verify), size_only=verify is False)
     if problems:
         raise ValueError(f"{root}: {len(problems)} prepared file(s) no longer match {MANIFEST}: {'; '.join(problems[:3])}"
@@ -541,4 +566,5 @@ def load_prepared(name: str, split: str, cfg: Config, *, verify: bool | None = N
     if split == "test": ds = ClipWindows(clips, n_frames, frame_stride=cfg.frame_stride, mode="fixed", n_windows=cfg.n_test, names=ids)
     else: ds = ClipWindows(clips, n_frames, frame_stride=cfg.frame_stride, mode="random", n_windows=cfg.n_train, seed=cfg.seed, names=ids)
     ds.prepared = dict(name=name, root=str(root), split=split, options=m["options"])
+    ds.source = dataset_identity(name, cfg.data_root)   # recorded in config.json by cdnet.experiment
     return ds
