@@ -231,10 +231,12 @@ def cmd_evaluate(args) -> int:
         cfg = replace(cfg, dataset=args.dataset)
     convention = args.convention or cfg.convention
     conventions = ("standard", "authors") if convention == "both" else (convention,)
-    result = evaluate(model, get_dataset(cfg.dataset, "test", cfg), n_obs=cfg.n_obs, n_pred=cfg.n_pred,
+    test_ds = get_dataset(cfg.dataset, "test", cfg)
+    result = evaluate(model, test_ds, n_obs=cfg.n_obs, n_pred=cfg.n_pred,
                       batch_size=cfg.eval_batch_size, conventions=conventions, device=device, lpips_weights=cfg.lpips_weights)
     out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / f"evaluate_{cfg.dataset}"
-    write_results(result, out, config=replace(cfg, convention=convention))
+    write_results(result, out, config=replace(cfg, convention=convention),
+                  test_data=getattr(test_ds, "digit_source", None) or getattr(test_ds, "source", None))
     print(f"evaluated {args.checkpoint} on {len(result.indices)} {cfg.dataset} test sequences ({cfg.n_obs} -> {cfg.n_pred})")
     _print_summary(result.summary())
     print(f"results: {out}")

@@ -406,6 +406,11 @@ def prepare(name: str, clips: Sequence[Clip], out, recipe: Recipe, options: dict
         before = old["options"]
         diff = [f"{k}: {before.get(k)!r} -> {options.get(k)!r}" for k in sorted(set(options) | set(before)) if options.get(k) != before.get(k)]
         if diff: raise ValueError(f"{out} was prepared with other options ({'; '.join(diff)}): choose another --out or delete it")
+    counts = {}
+    for c in clips: counts.setdefault(c.id, []).append(c)
+    if twice := next((v for v in counts.values() if len(v) > 1), None):   # one file per id: a second would overwrite or hide it
+        raise ValueError(f"{name}: the clip {twice[0].id} is listed {len(twice)} times ({', '.join(f'{c.split}: {c.source}' for c in twice)}); "
+                         "a clip belongs to one split, once")
     wanted = {c.id: c for c in clips}
     done = {r["id"]: r for recs in (old or {}).get("splits", {}).values() for r in recs
             if r["id"] in wanted and r["file"] == f"{wanted[r['id']].split}/{r['id']}.npy"}

@@ -348,6 +348,7 @@ def test_config_records_prepared_dataset_identity(h36m_videos, tmp_path):
         data = json.loads((out / "config.json").read_text())["data"]
         want = dict(dataset=name, dir=str((root / name).resolve()), manifest_sha256=sha256_file(root / name / MANIFEST))
         assert data["train"] == want and data["test"] == want, (name, data)
+        assert json.loads((out / "metrics.json").read_text())["test_data"] == want
 
 
 def test_trimmed_video_prepares(tmp_path):
