@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a trained model on a video file or a directory of frames and write ground truth | "
                                    "prediction | absolute error side by side.")
     q.add_argument("--checkpoint", required=True, metavar="FILE")
-    q.add_argument("--input", required=True, metavar="VIDEO_OR_DIR", help="a video file, or a directory of image frames sorted by name")
+    q.add_argument("--input", required=True, metavar="VIDEO_OR_DIR", help="a video file, or a directory of image frames, ordered by the frame number in their names")
     q.add_argument("--context", type=int, required=True, metavar="K", help="context frames (CDNet: its training n_obs)")
     q.add_argument("--horizon", type=int, required=True, metavar="N", help="frames to predict")
     q.add_argument("--out", required=True, metavar="FILE.gif|FILE.mp4|DIR")
