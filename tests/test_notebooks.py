@@ -82,3 +82,14 @@ def test_main_results_boolean_text(tmp_path, mnist_dir):
     with pytest.raises(pm.PapermillExecutionError) as e:
         run_nb("nbs/main_results.ipynb", tmp_path, **common, stop_on_failure="maybe")
     assert "invalid value for `stop_on_failure`: 'maybe'" in str(e.value)
+
+
+@pytest.mark.parametrize("nb, params, message", [
+    ("nbs/long_horizon.ipynb", dict(reuse="maybe"), "invalid value for `reuse`: 'maybe'"),
+    ("nbs/ablation.ipynb", dict(use_mask="maybe"), "invalid value for `use_mask`: 'maybe' (allowed: auto | true | false"),
+])
+def test_boolean_parameter_text_refused_by_name(nb, params, message, tmp_path):
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        run_nb(nb, tmp_path, preset="smoke", out_dir=str(tmp_path / "r"), **params)
+    assert message in str(e.value)
+    assert not (tmp_path / "r").exists()
