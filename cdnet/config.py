@@ -27,7 +27,7 @@ DATASETS: dict[str, dict[str, int]] = {
 PAPER_DATASETS = {"mmnist": "mmnist", "human36m": "human36m", "clips_128": "human36m",
                   "ucf101_64x88": "ucf101_64x88", "ucf101_160x120": "ucf101_160x120",
                   "clips_160x120": "ucf101_160x120"}  # which paper setting a dataset stands in for
-MODELS = ("copy-last", "mean-frame", "convlstm", "crevnet", "cdnet")
+MODELS = ("copy-last", "mean-frame", "convlstm", "crevnet", "cdnet", "predrnn", "mim", "motionrnn")
 VARIANTS = ("released", "paper")
 
 # %% ../nbs/01_config.ipynb #d164795b
@@ -64,6 +64,12 @@ class Config:
     convlstm_hidden: int | None = None  # ConvLSTM baseline: channels per layer
     convlstm_layers: int | None = None  # ConvLSTM baseline: stacked cells (Shi et al. 2015)
     convlstm_patch: int | None = None   # ConvLSTM baseline: space-to-depth patch (4, as OpenSTL and PredRNN use)
+    predrnn_hidden: int | None = None   # PredRNN, MIM, MotionRNN: channels per layer (None: the published width, 128 | 128 | 64)
+    predrnn_layers: int | None = None   # PredRNN, MIM, MotionRNN: stacked layers (published: 4)
+    predrnn_patch: int | None = None    # PredRNN, MIM, MotionRNN: space-to-depth patch (published: 4)
+    predrnn_layer_norm: bool = False    # PredRNN, MIM, MotionRNN: LayerNorm after each gate convolution (off in OpenSTL)
+    predrnn_sampling: str | None = None # PredRNN, MIM, MotionRNN: linear (their own scheduled sampling) | shared (teacher_forcing_p)
+    predrnn_sampling_stop: int = 80     # epoch at which the linear schedule reaches 0 (50k iterations at OpenSTL MMNIST)
     crevnet_layers: int = 8           # CrevNet baseline: stacked cells
     crevnet_gate: str = "conv2"       # conv2 (CDNet authors' count) | conv1 (CrevNet release)
     # -- training
@@ -89,12 +95,18 @@ class Config:
 # %% ../nbs/01_config.ipynb #87563466
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(n_obs=4, n_pred=3, n_train=8, n_test=4, hidden=4, refine_iters=2, convlstm_hidden=8, convlstm_layers=1, convlstm_patch=4,
+                  predrnn_hidden=8, predrnn_layers=2, predrnn_patch=4, predrnn_sampling="linear",
                   epochs=1, iters_per_epoch=2, batch_size=2, eval_batch_size=4),
     "cpu":   dict(n_train=1024, n_test=200, hidden=8, refine_iters=3, convlstm_hidden=32, convlstm_layers=2, convlstm_patch=4,
+                  predrnn_hidden=32, predrnn_layers=2, predrnn_patch=4, predrnn_sampling="shared",
                   epochs=1, iters_per_epoch=None, batch_size=8, eval_batch_size=50),
-    "paper": dict(hidden=32, refine_iters=5, convlstm_hidden=64, convlstm_layers=4, convlstm_patch=4, epochs=120, iters_per_epoch=None,
+    "paper": dict(hidden=32, refine_iters=5, convlstm_hidden=64, convlstm_layers=4, convlstm_patch=4,
+                  predrnn_hidden=None, predrnn_layers=4, predrnn_patch=4, predrnn_sampling="linear", epochs=120, iters_per_epoch=None,
                   batch_size=None, eval_batch_size=16, n_train=None, n_test=None),
 }
+# ST-LSTM family (predrnn_*): smoke and cpu scale like the ConvLSTM, to a quarter of the published width
+# (cpu: 32 channels, half the depth: 2 layers; smoke: 8 x 2, the fewest layers MIM and MotionRNN have);
+# one epoch at cpu is too short for the linear schedule stepped per epoch, so cpu trains with the shared one.
 PAPER_BATCH = {"human36m": 4, "ucf101_64x88": 8, "ucf101_160x120": 8, "mmnist": 16,
                "clips_128": 4, "clips_160x120": 8}  # cdnet.md Sec. 6; MMNIST: the field's usual 16
 
@@ -178,7 +190,8 @@ def _validate(c: Config):
     _choice("model", c.model, MODELS)
     _choice("variant", c.variant, VARIANTS)
     for name in ("n_obs", "n_pred", "n_train", "n_test", "frame_stride", "hidden", "refine_iters",
-                 "convlstm_hidden", "convlstm_layers", "convlstm_patch", "crevnet_layers", "epochs",
+                 "convlstm_hidden", "convlstm_layers", "convlstm_patch", "crevnet_layers",
+                 "predrnn_hidden", "predrnn_layers", "predrnn_patch", "predrnn_sampling_stop", "epochs",
                  "iters_per_epoch", "batch_size", "eval_batch_size", "lr_step"):
         _positive(name, getattr(c, name))
     _positive("ckpt_every", c.ckpt_every, minimum=0)
@@ -203,6 +216,14 @@ def _validate(c: Config):
     d = DATASETS[c.dataset]
     if c.model == "convlstm" and (d["height"] % c.convlstm_patch or d["width"] % c.convlstm_patch):
         raise ConfigError("convlstm_patch", c.convlstm_patch, f"a divisor of the frame size {d['height']}x{d['width']}")
+    if c.model in ("predrnn", "mim", "motionrnn"):
+        _choice("predrnn_sampling", c.predrnn_sampling, ("linear", "shared"))
+        if not isinstance(c.predrnn_layer_norm, bool): raise ConfigError("predrnn_layer_norm", c.predrnn_layer_norm, "True | False")
+        unit = 2 * c.predrnn_patch if c.model == "motionrnn" else c.predrnn_patch   # MotionRNN halves the patched frame
+        if d["height"] % unit or d["width"] % unit:
+            raise ConfigError("predrnn_patch", c.predrnn_patch, f"a patch p with {'2p' if unit != c.predrnn_patch else 'p'} dividing the frame size {d['height']}x{d['width']}")
+        if c.model != "predrnn" and c.predrnn_layers < 2:
+            raise ConfigError("predrnn_layers", c.predrnn_layers, f"an integer >= 2 for {c.model} (its modules sit between layers)")
 
 # %% ../nbs/01_config.ipynb #74240498
 def resolve_config(preset: str = "auto", verbose: bool = True, **overrides) -> Config:

@@ -30,6 +30,9 @@ def load_reference(path=None) -> pd.DataFrame:
 ROWS = {  # (model name, tag) -> [(table, paper row)]
     ("convlstm", None): [("T1", "ConvLSTM"), ("MMNIST", "ConvLSTM")],
     ("crevnet", None): [("T1", "CrevNet"), ("T3", "CrevNet"), ("MMNIST", "CrevNet")],
+    ("predrnn", None): [("T1", "PredRNN"), ("MMNIST", "PredRNN")],
+    ("mim", None): [("T1", "MIM"), ("MMNIST", "MIM")],
+    ("motionrnn", None): [("T1", "MotionRNN")],
     ("cdnet-released", None): [("T1", "CDNet"), ("T2", "CDNet"), ("T3", "CDNet")],
     ("cdnet-paper", None): [("T1", "CDNet"), ("T3", "CDNet")],
 }

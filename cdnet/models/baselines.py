@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from .cdnet import teacher_forcing_p  # the same scheduled sampling as CDNet
 
 # %% auto #0
-__all__ = ['CopyLast', 'MeanFrame', 'ConvLSTMCell', 'ConvLSTM']
+__all__ = ['CopyLast', 'MeanFrame', 'ConvLSTMCell', 'unroll', 'ConvLSTM']
 
 # %% ../../nbs/17_models.baselines.ipynb #80e791f7
 class CopyLast(nn.Module):
@@ -40,6 +40,25 @@ class ConvLSTMCell(nn.Module):
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, (h, c)
 
+# %% ../../nbs/17_models.baselines.ipynb #ae8d685a
+def unroll(step, frames, n_obs: int, n_out: int, feed_truth=None, states=None):
+    """Predictions `[B, n_out, C, H, W]` of frames `1..n_out` of `frames[B, T, C, H, W]`, from frame 0 on.
+
+    `step(frame, states) -> (next frame, states)` is one time step (`states=None` at the start); the input of step
+    `t` is frame `t` when `t < n_obs`, else, where `feed_truth(t)` (a bool, or a bool tensor `[B]`) is true and the
+    frame exists, frame `t`, else the prediction of step `t - 1`."""
+    preds, x = [], frames[:, 0]
+    for t in range(n_out):
+        y, states = step(x, states)
+        preds.append(y)
+        if t + 1 >= frames.shape[1]: x = y
+        elif t + 1 < n_obs: x = frames[:, t + 1]
+        else:
+            truth = False if feed_truth is None else feed_truth(t + 1)
+            if torch.is_tensor(truth): x = torch.where(truth.to(y.device).view(-1, 1, 1, 1), frames[:, t + 1], y)
+            else: x = frames[:, t + 1] if truth else y
+    return torch.stack(preds, 1)
+
 # %% ../../nbs/17_models.baselines.ipynb #648bebee
 class ConvLSTM(nn.Module):
     "Stacked ConvLSTM video predictor (Shi et al. 2015)."
@@ -60,16 +79,8 @@ class ConvLSTM(nn.Module):
         return (F.pixel_shuffle(y, self.patch) if self.patch > 1 else y), new
 
     def unroll(self, frames, n_obs, n_out, feed_truth=None):
-        "Predict frames 1..n_out from frame 0 on; step t reads truth when t < n_obs or `feed_truth(t)`."
-        states, preds, x = [None] * len(self.cells), [], frames[:, 0]
-        for t in range(n_out):
-            y, states = self.step(x, states)
-            preds.append(y)
-            if t + 1 < frames.shape[1]:
-                truth = t + 1 < n_obs or (feed_truth is not None and feed_truth(t + 1))
-                x = frames[:, t + 1] if truth else y
-            else: x = y
-        return torch.stack(preds, 1)
+        "Predict frames 1..n_out from frame 0 on (see `unroll`)."
+        return unroll(self.step, frames, n_obs, n_out, feed_truth, states=[None] * len(self.cells))
 
     def predict(self, context, n_pred):
         n_obs = context.shape[1]
