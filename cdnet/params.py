@@ -16,12 +16,14 @@ from .models.crevnet import CrevNet
 from .models.mim import MIM
 from .models.motionrnn import MotionRNN
 from .models.predrnn import PredRNN
+from .models.frnn import FRNN
+from .models.phydnet import PhyDNet
 from .modules.autoencoder import InvertibleAutoencoder
 from .modules.cells import AttentionGate, MaskHead
 from .discriminator import TemporalDiscriminator, discriminator_inputs, lsgan_loss
 
 # %% auto #0
-__all__ = ['SMALL', 'H36M', 'MMNIST', 'count_params', 'live_parameters', 'trainable_params', 'training_loss', 'measure',
+__all__ = ['SMALL', 'H36M', 'MMNIST', 'UCF64', 'count_params', 'live_parameters', 'trainable_params', 'training_loss', 'measure',
            'autoencoder_loss', 'discriminator_loss', 'param_table', 'baseline_rows']
 
 # %% ../nbs/16_params.ipynb #7fc9aae7
@@ -77,6 +79,7 @@ def measure(build: Callable[..., nn.Module], *, channels: int, height: int, widt
 _H36M, _MMNIST = "Human3.6M 128x128 RGB, 4->4", "Moving MNIST 64x64, 10->10"
 H36M = dict(channels=3, height=128, width=128, n_obs=4, n_pred=4)      # Table 5's setting
 MMNIST = dict(channels=1, height=64, width=64, n_obs=10, n_pred=10)
+UCF64 = dict(channels=3, height=64, width=80, n_obs=10, n_pred=10)    # FRNN's UCF101 setting
 
 def autoencoder_loss(ae: nn.Module, frames: Tensor) -> Tensor:
     "Sum of squares of both streams of the first window of `frames[B, T, C, H, W]` (the autoencoder has no loss of its own)."
@@ -112,6 +115,11 @@ def _param_table(trainable: bool) -> list[dict]:
     add("CrevNet", "conv1", dict(layers=8, gate="conv1", hidden=32), _MMNIST,
         lambda **hw: CrevNet(channels=1, n_obs=10, gate="conv1", **hw), MMNIST)
     add("autoencoder", "-", {}, _MMNIST, lambda **hw: InvertibleAutoencoder(1), MMNIST, autoencoder_loss)
+    # PhyDNet and FRNN at their published configurations (FRNN measured with every layer: its layer removal trains a random depth)
+    add("PhyDNet", "published (OpenSTL configs/mmnist/PhyDNet.py)", dict(hidden=64, convlstm=[128, 128, 64]), _MMNIST,
+        lambda **hw: PhyDNet(channels=1, hidden=64, **hw), MMNIST)
+    add("FRNN", "published (moliusimon/frnn model/ucf101/model_frnn.py)", dict(hidden=128, layers=8), "UCF101 64x80 RGB, 10->10",
+        lambda **hw: FRNN(channels=3, width=128, layers=8, layer_removal=False), UCF64)
     steps = H36M["n_obs"] + H36M["n_pred"] - 3                          # S = 5 frames of 3 channels
     add("discriminator", "released training", dict(scales=2, ndf=64, n_layers=3, in_ch=3 * steps), _H36M,
         lambda **hw: TemporalDiscriminator(3 * steps), H36M, discriminator_loss)

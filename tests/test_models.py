@@ -30,7 +30,8 @@ def meta_count(cls, **kw):
 def test_param_table_matches_spec():
     rows = param_table(trainable=False)   # the measured trainable counts are tested in nbs/16_params.ipynb
     assert [r["params"] for r in rows] == [937_572, 21_862_020, 23_134_212, 11_354_628, 16_369_092,
-                                           14_340_612, 46_951_524, 4_997_444, 104_516, 5_554_050]
+                                           14_340_612, 46_951_524, 4_997_444, 104_516,
+                                           3_091_732, 105_709_219, 5_554_050]
     assert all(set(r) == {"model", "variant", "switches", "dataset", "params", "trainable"} for r in rows)
     assert round(100 * (1 - rows[2]["params"] / rows[6]["params"]), 2) == 50.73   # Table 5
 

@@ -8,9 +8,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .cdnet import teacher_forcing_p  # the same scheduled sampling as CDNet
+from ..modules.recurrent import ConvLSTMCell, unroll
 
 # %% auto #0
-__all__ = ['CopyLast', 'MeanFrame', 'ConvLSTMCell', 'unroll', 'ConvLSTM']
+__all__ = ['CopyLast', 'MeanFrame', 'ConvLSTM']
 
 # %% ../../nbs/17_models.baselines.ipynb #80e791f7
 class CopyLast(nn.Module):
@@ -20,44 +21,6 @@ class CopyLast(nn.Module):
 class MeanFrame(nn.Module):
     "Predict the mean of the observed frames for every future frame."
     def predict(self, context, n_pred): return context.mean(1, keepdim=True).expand(-1, n_pred, -1, -1, -1).clone()
-
-# %% ../../nbs/17_models.baselines.ipynb #a44f3851
-class ConvLSTMCell(nn.Module):
-    "One ConvLSTM step with a k x k kernel: `forward(x, (H, C)) -> (H, (H, C))`."
-    def __init__(self, in_ch: int, hidden: int, kernel: int = 3):
-        super().__init__()
-        self.hidden = hidden
-        self.conv = nn.Conv2d(in_ch + hidden, 4 * hidden, kernel, padding=kernel // 2)
-
-    def init_state(self, x):
-        z = x.new_zeros(x.shape[0], self.hidden, *x.shape[2:])
-        return z, z
-
-    def forward(self, x, state=None):
-        h, c = self.init_state(x) if state is None else state
-        i, f, g, o = self.conv(torch.cat([x, h], 1)).chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        return h, (h, c)
-
-# %% ../../nbs/17_models.baselines.ipynb #ae8d685a
-def unroll(step, frames, n_obs: int, n_out: int, feed_truth=None, states=None):
-    """Predictions `[B, n_out, C, H, W]` of frames `1..n_out` of `frames[B, T, C, H, W]`, from frame 0 on.
-
-    `step(frame, states) -> (next frame, states)` is one time step (`states=None` at the start); the input of step
-    `t` is frame `t` when `t < n_obs`, else, where `feed_truth(t)` (a bool, or a bool tensor `[B]`) is true and the
-    frame exists, frame `t`, else the prediction of step `t - 1`."""
-    preds, x = [], frames[:, 0]
-    for t in range(n_out):
-        y, states = step(x, states)
-        preds.append(y)
-        if t + 1 >= frames.shape[1]: x = y
-        elif t + 1 < n_obs: x = frames[:, t + 1]
-        else:
-            truth = False if feed_truth is None else feed_truth(t + 1)
-            if torch.is_tensor(truth): x = torch.where(truth.to(y.device).view(-1, 1, 1, 1), frames[:, t + 1], y)
-            else: x = frames[:, t + 1] if truth else y
-    return torch.stack(preds, 1)
 
 # %% ../../nbs/17_models.baselines.ipynb #648bebee
 class ConvLSTM(nn.Module):
@@ -79,7 +42,7 @@ class ConvLSTM(nn.Module):
         return (F.pixel_shuffle(y, self.patch) if self.patch > 1 else y), new
 
     def unroll(self, frames, n_obs, n_out, feed_truth=None):
-        "Predict frames 1..n_out from frame 0 on (see `unroll`)."
+        "Predict frames 1..n_out from frame 0 on; step t reads truth when t < n_obs or `feed_truth(t)`."
         return unroll(self.step, frames, n_obs, n_out, feed_truth, states=[None] * len(self.cells))
 
     def predict(self, context, n_pred):

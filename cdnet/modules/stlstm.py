@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 import torch.nn.functional as F
-from ..models.baselines import unroll          # the one frame-level unroll (it lives beside the ConvLSTM)
+from .recurrent import unroll         # the one frame-level unroll, below the models
 from ..models.cdnet import teacher_forcing_p   # the project's shared scheduled sampling
 
 # %% auto #0
@@ -71,7 +71,7 @@ class FrameRNN(nn.Module):
         return (F.pixel_shuffle(y, self.patch) if self.patch > 1 else y), state
 
     def unroll(self, frames, n_obs: int, n_out: int, feed_truth=None):
-        "Predictions of frames `1..n_out` (see `cdnet.models.baselines.unroll`)."
+        "Predictions of frames `1..n_out` (see `cdnet.modules.recurrent.unroll`)."
         return unroll(self.step, frames, n_obs, n_out, feed_truth)
 
     def teacher_p(self, epoch: int) -> float:
