@@ -133,3 +133,23 @@ def test_long_horizon(tmp_path, mnist_dir):
     assert (d / "per_frame.png").stat().st_size > 10_000
     cfg = read_json(d / "config.json")
     assert cfg["resolved"]["horizon"] == 6 and not any(r["reused"] for r in cfg["runs"].values())
+
+
+def test_learning_curves(tmp_path, mnist_dir):
+    res = tmp_path / "curves"
+    run_nb("learning_curves", tmp_path, preset="smoke", dataset="mmnist", candidates="convlstm; convlstm lr=0.002 batch_size=4",
+           steps=4, val_every=2, seeds=[1, 2], out_dir=str(res), mnist_dir=mnist_dir)
+    d = res / "mmnist_32" / "smoke" / "learning_curves"                    # the family at the smoke size
+    curves = pd.read_csv(d / "curves.csv")
+    trained = curves[curves.trained]
+    assert set(trained.tag) == {"lc-preset", "lc-lr=0.002,batch_size=4"} and set(trained.seed) == {1, 2}
+    for _, g in trained.groupby(["tag", "seed"]): assert sorted(g.step) == [0, 2, 4]
+    cfg = read_json(res / "mmnist_32" / "smoke" / "convlstm" / "lc-lr=0.002,batch_size=4" / "seed2" / "config.json")["config"]
+    assert (cfg["lr"], cfg["batch_size"], cfg["iters_per_epoch"], cfg["val_every"]) == (0.002, 4, 4, 2)
+    levels = pd.read_csv(d / "levels.csv").set_index("model").val_mse
+    assert set(levels.index) == {"copy-last", "mean-frame"} and (levels > 0).all()
+    final = pd.read_csv(d / "final.csv").set_index("tag")
+    last = trained[trained.step == 4].groupby("tag").val_mse.mean()
+    assert np.allclose(final.loc[last.index, "val_mse"], last)               # the last validation, mean over seeds
+    assert (final["below_copy-last"] == (final.val_mse < levels["copy-last"])).all()
+    assert (d / "learning_curves.png").stat().st_size > 10_000
