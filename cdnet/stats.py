@@ -62,6 +62,7 @@ def seed_summary(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     for key, g in df.groupby(KEYS, sort=True):
         g = g.drop_duplicates("seed", keep="last")
         m, lo, hi, n = t_interval(g.value, level)
+        if n == 0: continue                                   # a metric not computed (LPIPS without its weights)
         rows.append(dict(zip(KEYS, key), mean=m, ci_low=lo, ci_high=hi, half_width=(hi - m) if n > 1 else math.nan,
                          n_seeds=n, seeds=" ".join(str(s) for s in sorted(g.seed))))
     return pd.DataFrame(rows, columns=cols)
