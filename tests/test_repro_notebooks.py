@@ -153,3 +153,16 @@ def test_learning_curves(tmp_path, mnist_dir):
     assert np.allclose(final.loc[last.index, "val_mse"], last)               # the last validation, mean over seeds
     assert (final["below_copy-last"] == (final.val_mse < levels["copy-last"])).all()
     assert (d / "learning_curves.png").stat().st_size > 10_000
+
+
+def test_ablation_seeds(tmp_path, mnist_dir):
+    "Two seeds: the row is the mean over seeds, its half-width the Student t interval's (scipy)."
+    from scipy import stats
+    res = tmp_path / "results"
+    run_nb("ablation", tmp_path, refine_iters=3, preset="smoke", seeds=[1, 2], out_dir=str(res), mnist_dir=mnist_dir)
+    base = res / "mmnist" / "smoke"
+    x = [read_json(base / "cdnet-released" / "refine_iters=3" / f"seed{s}" / "metrics.json")["summary"]["authors"]["mse"] / 10 for s in (1, 2)]
+    row = pd.read_csv(base / "ablation_refine_iters=3.csv").set_index("convention").loc["authors"]
+    lo, hi = stats.t.interval(0.95, 1, loc=np.mean(x), scale=stats.sem(x))
+    assert row.n_seeds == 2 and np.isclose(row.mse, np.mean(x)) and np.isclose(row.mse_half_width, hi - np.mean(x))
+    assert "±" in (base / "ablation_refine_iters=3.md").read_text() and "seeds 1 2" in (base / "ablation_refine_iters=3.md").read_text()
