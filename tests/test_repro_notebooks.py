@@ -166,3 +166,19 @@ def test_ablation_seeds(tmp_path, mnist_dir):
     lo, hi = stats.t.interval(0.95, 1, loc=np.mean(x), scale=stats.sem(x))
     assert row.n_seeds == 2 and np.isclose(row.mse, np.mean(x)) and np.isclose(row.mse_half_width, hi - np.mean(x))
     assert "±" in (base / "ablation_refine_iters=3.md").read_text() and "seeds 1 2" in (base / "ablation_refine_iters=3.md").read_text()
+
+
+def test_long_horizon_seeds_miniature(tmp_path, mnist_dir):
+    res = tmp_path / "results"
+    run_nb("long_horizon", tmp_path, preset="smoke", dataset="mmnist_32", seeds=[1, 2], models="copy-last,convlstm",
+           out_dir=str(res), mnist_dir=mnist_dir)
+    d = res / "mmnist_32" / "smoke" / "long_horizon"
+    pf = pd.read_csv(d / "per_frame.csv")
+    assert set(pf.seed) == {1, 2} and sorted(pf.frame.unique()) == list(range(1, 7))    # horizon 0: twice n_pred
+    # each seed's first n_pred frames are that seed's usual evaluation
+    usual = pd.read_csv(res / "mmnist_32" / "smoke" / "convlstm" / "seed2" / "per_frame.csv")
+    first = pf[(pf.model == "convlstm") & (pf.seed == 2) & (pf.frame <= 3)].merge(usual, on=["convention", "metric", "frame"], suffixes=("", "_usual"))
+    assert len(first) == len(usual) and np.allclose(first["mean"], first.mean_usual, rtol=1e-9)
+    summary = pd.read_csv(d / "summary.csv").set_index(["model", "convention", "metric"])
+    mse = pf[(pf.model == "convlstm") & (pf.convention == "standard") & (pf.metric == "mse") & (pf.frame > 3)]
+    assert np.isclose(summary.loc[("convlstm", "standard", "mse"), "frames 4-6"], mse["mean"].mean())     # over frames and seeds
