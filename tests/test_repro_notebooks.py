@@ -182,3 +182,15 @@ def test_long_horizon_seeds_miniature(tmp_path, mnist_dir):
     summary = pd.read_csv(d / "summary.csv").set_index(["model", "convention", "metric"])
     mse = pf[(pf.model == "convlstm") & (pf.convention == "standard") & (pf.metric == "mse") & (pf.frame > 3)]
     assert np.isclose(summary.loc[("convlstm", "standard", "mse"), "frames 4-6"], mse["mean"].mean())     # over frames and seeds
+
+
+def test_intermediate_seeds(tmp_path, mnist_dir):
+    from scipy import stats
+    res = tmp_path / "results"
+    run_nb("intermediate", tmp_path, preset="smoke", seeds=[1, 2], out_dir=str(res), mnist_dir=mnist_dir)
+    it = pd.read_csv(res / "mmnist" / "smoke" / "intermediate" / "per_iteration.csv")
+    # the last iteration is each seed's prediction: the mean of the two runs' own evaluations, with their t interval
+    x = [read_json(res / "mmnist" / "smoke" / "cdnet-released" / f"seed{s}" / "metrics.json")["summary"]["standard"]["mse"] for s in (1, 2)]
+    lo, hi = stats.t.interval(0.95, 1, loc=np.mean(x), scale=stats.sem(x))
+    assert (it.n_seeds == 2).all() and it.mse.iloc[-1] == pytest.approx(np.mean(x), rel=1e-9)
+    assert it.mse_half_width.iloc[-1] == pytest.approx(hi - np.mean(x), rel=1e-6)
