@@ -541,10 +541,15 @@ def load_prepared(name: str, split: str, cfg: Config, *, verify: bool | None = N
     from cdnet.data import ClipWindows  # torch is needed to load, not to prepare
     clips = [np.load(root / r["file"], mmap_mode="r") for r in records]
     n_frames, ids = cfg.n_obs + cfg.n_pred, [r["id"] for r in records]
-    if split != "test" and cfg.n_val:  # the tail of each training clip is validation's
+    if split != "test" and cfg.n_val:  # the tail of each training clip long enough for two windows is validation's
         span = (n_frames - 1) * cfg.frame_stride + 1
-        cut = [max(0, len(c) - max(span, round(VAL_FRACTION * len(c)))) for c in clips]
-        clips = [c[k:] for c, k in zip(clips, cut)] if split == "val" else [c[:k] for c, k in zip(clips, cut)]
+        cut = [len(c) - max(span, round(VAL_FRACTION * len(c))) if len(c) >= 2 * span else len(c) for c in clips]
+        if split == "val":
+            long = [i for i, (c, k) in enumerate(zip(clips, cut)) if k < len(c)]
+            if not long: raise ValueError(f"{root}: no training clip has the {2 * span} frames a training and a validation window need "
+                                          f"(longest: {max(len(c) for c in clips)}); set val_every=0 (or n_val=0) to train without validation")
+            clips, ids = [clips[i][cut[i]:] for i in long], [ids[i] for i in long]
+        else: clips = [c[:k] for c, k in zip(clips, cut)]
     if split == "test": ds = ClipWindows(clips, n_frames, frame_stride=cfg.frame_stride, mode="fixed", n_windows=cfg.n_test, names=ids)
     elif split == "val":
         ds = ClipWindows(clips, n_frames, frame_stride=cfg.frame_stride, mode="fixed", window_step=max(1, (n_frames * cfg.frame_stride) // 2), names=ids)
