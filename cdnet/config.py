@@ -46,7 +46,7 @@ class Config:
     n_train: int | None = None        # training sequences (generated data) / cap on windows (prepared)
     n_test: int | None = None         # test sequences / cap on test windows
     frame_stride: int = 1             # temporal stride between frames of a window
-    n_digits: int = 2                 # digits per Moving MNIST sequence
+    n_digits: int | None = None       # digits per Moving MNIST sequence (None: the preset, 2)
     # -- model
     model: str = "cdnet"              # one of MODELS
     variant: str = "released"         # released | paper: sets all CDNet switches at once
@@ -74,7 +74,7 @@ class Config:
     epochs: int | None = None         # training epochs
     iters_per_epoch: int | None = None  # None: one pass over the training set
     batch_size: int | None = None     # training batch
-    lr: float = 5e-4                  # Adam learning rate
+    lr: float | None = None           # Adam learning rate (None: the preset, 5e-4 as the paper)
     lr_step: int = 50                 # StepLR period in epochs
     lr_gamma: float = 0.2             # StepLR factor
     grad_clip: float | None = None    # gradient-norm clipping (None: off)
@@ -95,11 +95,11 @@ class Config:
 # %% ../nbs/01_config.ipynb #87563466
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(n_obs=4, n_pred=3, n_train=8, n_test=4, hidden=4, refine_iters=2, convlstm_hidden=8, convlstm_layers=1, convlstm_patch=4,
-                  epochs=1, iters_per_epoch=2, batch_size=2, eval_batch_size=4, val_every=1, n_val=2),
+                  epochs=1, iters_per_epoch=2, batch_size=2, eval_batch_size=4, val_every=1, n_val=2, lr=5e-4, n_digits=2),
     "cpu":   dict(n_train=1024, n_test=200, hidden=8, refine_iters=3, convlstm_hidden=32, convlstm_layers=2, convlstm_patch=4,
-                  epochs=1, iters_per_epoch=None, batch_size=8, eval_batch_size=50, val_every=16, n_val=64),
+                  epochs=1, iters_per_epoch=None, batch_size=8, eval_batch_size=50, val_every=16, n_val=64, lr=5e-4, n_digits=2),
     "paper": dict(hidden=32, refine_iters=5, convlstm_hidden=64, convlstm_layers=4, convlstm_patch=4, epochs=120, iters_per_epoch=None,
-                  batch_size=None, eval_batch_size=16, n_train=None, n_test=None, val_every=1000, n_val=256),
+                  batch_size=None, eval_batch_size=16, n_train=None, n_test=None, val_every=1000, n_val=256, lr=5e-4, n_digits=2),
 }
 PAPER_BATCH = {"human36m": 4, "ucf101_64x88": 8, "ucf101_160x120": 8, "mmnist": 16,
                "clips_128": 4, "clips_160x120": 8,
