@@ -32,6 +32,7 @@ def collect_val_logs(root) -> pd.DataFrame:
 def plot_learning_curves(logs: pd.DataFrame, title: str = "", log_y: bool = False):
     "A figure with validation MSE vs step and vs training seconds (one row per dataset and preset); baselines as dashed levels."
     import matplotlib.pyplot as plt, seaborn as sns
+    from matplotlib.ticker import MaxNLocator
     sns.set_theme(style="whitegrid")
     if not len(logs): raise ValueError("no validation logs to plot (train with val_every > 0)")
     df = logs.copy()
@@ -51,6 +52,7 @@ def plot_learning_curves(logs: pd.DataFrame, title: str = "", log_y: bool = Fals
             for label, lv in levels.groupby("label"):
                 ax.axhline(lv.val_mse.mean(), ls="--", color=palette[label], lw=1.2)
             ax.set(xlabel=xlabel, ylabel="validation MSE (raw, standard)", title=f"{ds}, preset {preset}")
+            if x == "step": ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if log_y: ax.set_yscale("log")
         handles = [plt.Line2D([], [], color=palette[l], ls="--" if l in set(levels.label) and l not in set(curves.label) else "-")
                    for l in labels if l in set(g.label)]
