@@ -12,10 +12,10 @@ import yaml
 from .config import Config, ConfigError, DATASETS, MODELS, PRESETS, VARIANTS, load_config, resolve_config
 
 # %% auto #0
-__all__ = ['EXIT_OK', 'EXIT_RUNTIME', 'EXIT_USAGE', 'EXIT_INTERRUPTED', 'IMAGE_SUFFIXES', 'UsageError', 'exit_status',
-           'parse_overrides', 'train_config', 'load_trained', 'read_frames', 'fit_frame', 'check_context',
-           'side_by_side', 'write_panels', 'params_rows', 'changed_switches', 'format_rows', 'cmd_train',
-           'cmd_evaluate', 'cmd_predict', 'cmd_params', 'build_parser', 'main']
+__all__ = ['EXIT_OK', 'EXIT_RUNTIME', 'EXIT_USAGE', 'EXIT_INTERRUPTED', 'IMAGE_SUFFIXES', 'PARAM_MODELS', 'UsageError',
+           'exit_status', 'parse_overrides', 'train_config', 'load_trained', 'read_frames', 'fit_frame',
+           'check_context', 'side_by_side', 'write_panels', 'params_rows', 'changed_switches', 'format_rows',
+           'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_params', 'build_parser', 'main']
 
 # %% ../nbs/35_cli.ipynb #3fb8bace
 class UsageError(Exception):
@@ -145,19 +145,21 @@ def write_panels(out, frames: np.ndarray, fps: float) -> Path:
     return out
 
 # %% ../nbs/35_cli.ipynb #c521e1ed
+PARAM_MODELS = ("cdnet", "crevnet", "convlstm", "predrnn", "mim", "motionrnn", "phydnet", "frnn")  # the models with parameters
+
 def params_rows(model: str = "all", variant: str | None = None, dataset: str | None = None) -> list[dict]:
-    "Rows `{model, variant, switches, dataset, params}` for `model` (cdnet | crevnet | convlstm | all)."
+    "Rows `{model, variant, switches, dataset, params}` for `model` (one of `PARAM_MODELS`, or all)."
     import torch
-    from cdnet.params import count_params, param_table
+    from cdnet.params import baseline_rows, count_params, param_table
     from cdnet.zoo import build_model, model_switches
     if dataset is None:
         if model == "convlstm": raise UsageError("the ConvLSTM is not in the paper's parameter table: give --dataset to count it")
         keep = lambda r: (model == "all" or r["model"].lower() == model) and (
             variant is None or r["model"] != "CDNet" or r["variant"].split()[0] == variant)
-        return [r for r in param_table() if keep(r)]
+        return [r for r in param_table() + baseline_rows() if keep(r)]
     if dataset not in DATASETS: raise UsageError(f"--dataset {dataset!r}: allowed {' | '.join(DATASETS)}")
     rows, d = [], DATASETS[dataset]
-    for m in (("cdnet", "crevnet", "convlstm") if model == "all" else (model,)):
+    for m in (PARAM_MODELS if model == "all" else (model,)):
         for v in ((variant,) if variant else VARIANTS) if m == "cdnet" else ("-",):
             cfg = resolve_config("paper", dataset=dataset, model=m, variant=v if m == "cdnet" else "released", verbose=False)
             with torch.device("meta"): net = build_model(cfg, d["channels"], d["height"], d["width"])
@@ -316,8 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default="auto"); q.set_defaults(func=cmd_predict)
 
     r = sub.add_parser("params", parents=[common], help="count parameters by building the models",
-                       description="Parameter counts of CDNet, CrevNet and the ConvLSTM, computed by instantiating them.")
-    r.add_argument("--model", choices=("cdnet", "crevnet", "convlstm", "all"), default="all")
+                       description="Parameter counts of CDNet, CrevNet and the baselines, computed by instantiating them.")
+    r.add_argument("--model", choices=PARAM_MODELS + ("all",), default="all")
     r.add_argument("--variant", choices=VARIANTS, help="CDNet variant (default: both)")
     r.add_argument("--dataset", choices=tuple(DATASETS), help="count at the paper preset for this dataset's frames")
     r.add_argument("--format", choices=("table", "json"), default="table"); r.set_defaults(func=cmd_params)

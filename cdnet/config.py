@@ -30,7 +30,8 @@ DATASETS: dict[str, dict[str, int]] = {
 PAPER_DATASETS = {"mmnist": "mmnist", "human36m": "human36m", "clips_128": "human36m",
                   "ucf101_64x88": "ucf101_64x88", "ucf101_160x120": "ucf101_160x120",
                   "clips_160x120": "ucf101_160x120"}  # which paper setting a dataset stands in for
-MODELS = ("copy-last", "mean-frame", "convlstm", "crevnet", "cdnet")
+MODELS = ("copy-last", "mean-frame", "convlstm", "crevnet", "cdnet",
+          "predrnn", "mim", "motionrnn", "phydnet", "frnn")
 VARIANTS = ("released", "paper")
 
 # %% ../nbs/01_config.ipynb #d164795b
@@ -68,8 +69,18 @@ class Config:
     convlstm_hidden: int | None = None  # ConvLSTM baseline: channels per layer
     convlstm_layers: int | None = None  # ConvLSTM baseline: stacked cells (Shi et al. 2015)
     convlstm_patch: int | None = None   # ConvLSTM baseline: space-to-depth patch (4, as OpenSTL and PredRNN use)
+    predrnn_hidden: int | None = None   # PredRNN, MIM, MotionRNN: channels per layer (None: the published width, 128 | 128 | 64)
+    predrnn_layers: int | None = None   # PredRNN, MIM, MotionRNN: stacked layers (published: 4)
+    predrnn_patch: int | None = None    # PredRNN, MIM, MotionRNN: space-to-depth patch (published: 4)
+    predrnn_layer_norm: bool = False    # PredRNN, MIM, MotionRNN: LayerNorm after each gate convolution (off in OpenSTL)
+    predrnn_sampling: str | None = None # PredRNN, MIM, MotionRNN: linear (their own scheduled sampling) | shared (teacher_forcing_p)
+    predrnn_sampling_stop: int = 80     # epoch at which the linear schedule reaches 0 (50k iterations at OpenSTL MMNIST)
     crevnet_layers: int = 8           # CrevNet baseline: stacked cells
     crevnet_gate: str = "conv2"       # conv2 (CDNet authors' count) | conv1 (CrevNet release)
+    phydnet_hidden: int | None = None # PhyDNet baseline: latent channels (64 released; ConvLSTM branch 2h, 2h, h)
+    frnn_width: int | None = None     # FRNN baseline: first dGRU width (128 released: 128,128,256,256,512,512,256,256)
+    frnn_layers: int | None = None    # FRNN baseline: dGRU layers, 1..8 (8 released)
+    frnn_layer_removal: bool = True   # FRNN baseline: random number of active layers per batch (paper); False: full stack
     # -- training
     epochs: int | None = None         # training epochs
     iters_per_epoch: int | None = None  # None: one pass over the training set
@@ -95,12 +106,22 @@ class Config:
 # %% ../nbs/01_config.ipynb #87563466
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(n_obs=4, n_pred=3, n_train=8, n_test=4, hidden=4, refine_iters=2, convlstm_hidden=8, convlstm_layers=1, convlstm_patch=4,
+                  predrnn_hidden=8, predrnn_layers=2, predrnn_patch=4, predrnn_sampling="linear",
+                  phydnet_hidden=8, frnn_width=8, frnn_layers=2,   # PhyDNet, FRNN: 1/8 of the released widths, FRNN 2 of 8 layers
                   epochs=1, iters_per_epoch=2, batch_size=2, eval_batch_size=4, val_every=1, n_val=2, lr=5e-4, n_digits=2),
     "cpu":   dict(n_train=1024, n_test=200, hidden=8, refine_iters=3, convlstm_hidden=32, convlstm_layers=2, convlstm_patch=4,
+                  predrnn_hidden=32, predrnn_layers=2, predrnn_patch=4, predrnn_sampling="shared",
+                  phydnet_hidden=32, frnn_width=32, frnn_layers=4,  # PhyDNet: 1/2 of the released width; FRNN: 1/4, 4 of 8 layers
                   epochs=1, iters_per_epoch=None, batch_size=8, eval_batch_size=50, val_every=16, n_val=64, lr=5e-4, n_digits=2),
-    "paper": dict(hidden=32, refine_iters=5, convlstm_hidden=64, convlstm_layers=4, convlstm_patch=4, epochs=120, iters_per_epoch=None,
-                  batch_size=None, eval_batch_size=16, n_train=None, n_test=None, val_every=1000, n_val=256, lr=5e-4, n_digits=2),
+    "paper": dict(hidden=32, refine_iters=5, convlstm_hidden=64, convlstm_layers=4, convlstm_patch=4,
+                  predrnn_hidden=None, predrnn_layers=4, predrnn_patch=4, predrnn_sampling="linear",
+                  phydnet_hidden=64, frnn_width=128, frnn_layers=8,  # PhyDNet: OpenSTL Moving MNIST; FRNN: the authors' UCF101 model
+                  epochs=120, iters_per_epoch=None, batch_size=None, eval_batch_size=16, n_train=None, n_test=None,
+                  val_every=1000, n_val=256, lr=5e-4, n_digits=2),
 }
+# ST-LSTM family (predrnn_*): smoke and cpu scale like the ConvLSTM, to a quarter of the published width
+# (cpu: 32 channels, half the depth: 2 layers; smoke: 8 x 2, the fewest layers MIM and MotionRNN have);
+# one epoch at cpu is too short for the linear schedule stepped per epoch, so cpu trains with the shared one.
 PAPER_BATCH = {"human36m": 4, "ucf101_64x88": 8, "ucf101_160x120": 8, "mmnist": 16,
                "clips_128": 4, "clips_160x120": 8,
                "mmnist_32": 16, "clips_32": 4, "clips_64": 4}  # cdnet.md Sec. 6; MMNIST: the field's usual 16; miniatures: their family's
@@ -148,7 +169,8 @@ def _validate(c: Config):
     _choice("model", c.model, MODELS)
     _choice("variant", c.variant, VARIANTS)
     for name in ("n_obs", "n_pred", "n_train", "n_test", "frame_stride", "hidden", "refine_iters",
-                 "convlstm_hidden", "convlstm_layers", "convlstm_patch", "crevnet_layers", "epochs",
+                 "convlstm_hidden", "convlstm_layers", "convlstm_patch", "crevnet_layers", "phydnet_hidden", "frnn_width",
+                 "predrnn_hidden", "predrnn_layers", "predrnn_patch", "predrnn_sampling_stop", "epochs",
                  "iters_per_epoch", "batch_size", "eval_batch_size", "lr_step"):
         _positive(name, getattr(c, name))
     _positive("ckpt_every", c.ckpt_every, minimum=0)
@@ -177,6 +199,20 @@ def _validate(c: Config):
     d = DATASETS[c.dataset]
     if c.model == "convlstm" and (d["height"] % c.convlstm_patch or d["width"] % c.convlstm_patch):
         raise ConfigError("convlstm_patch", c.convlstm_patch, f"a divisor of the frame size {d['height']}x{d['width']}")
+    if c.model in ("predrnn", "mim", "motionrnn"):
+        _choice("predrnn_sampling", c.predrnn_sampling, ("linear", "shared"))
+        if not isinstance(c.predrnn_layer_norm, bool): raise ConfigError("predrnn_layer_norm", c.predrnn_layer_norm, "True | False")
+        unit = 2 * c.predrnn_patch if c.model == "motionrnn" else c.predrnn_patch   # MotionRNN halves the patched frame
+        if d["height"] % unit or d["width"] % unit:
+            raise ConfigError("predrnn_patch", c.predrnn_patch, f"a patch p with {'2p' if unit != c.predrnn_patch else 'p'} dividing the frame size {d['height']}x{d['width']}")
+        if c.model != "predrnn" and c.predrnn_layers < 2:
+            raise ConfigError("predrnn_layers", c.predrnn_layers, f"an integer >= 2 for {c.model} (its modules sit between layers)")
+    if c.phydnet_hidden is not None and c.phydnet_hidden % 2: raise ConfigError("phydnet_hidden", c.phydnet_hidden, "an even integer >= 2")
+    if c.frnn_width is not None and c.frnn_width % 4: raise ConfigError("frnn_width", c.frnn_width, "a multiple of 4")
+    if c.frnn_layers is not None: _choice("frnn_layers", c.frnn_layers, tuple(range(1, 9)))
+    if not isinstance(c.frnn_layer_removal, bool): raise ConfigError("frnn_layer_removal", c.frnn_layer_removal, "True | False")
+    if c.model == "phydnet" and (d["height"] % 4 or d["width"] % 4):
+        raise ConfigError("dataset", c.dataset, f"frames divisible by 4 for PhyDNet, got {d['height']}x{d['width']}")
 
 # %% ../nbs/01_config.ipynb #74240498
 def resolve_config(preset: str = "auto", verbose: bool = True, **overrides) -> Config:

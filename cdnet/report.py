@@ -28,6 +28,11 @@ def load_reference(path=None) -> pd.DataFrame:
 ROWS = {  # (model name, tag) -> [(table, paper row)]
     ("convlstm", None): [("T1", "ConvLSTM"), ("MMNIST", "ConvLSTM")],
     ("crevnet", None): [("T1", "CrevNet"), ("T3", "CrevNet"), ("MMNIST", "CrevNet")],
+    ("predrnn", None): [("T1", "PredRNN"), ("MMNIST", "PredRNN")],
+    ("mim", None): [("T1", "MIM"), ("MMNIST", "MIM")],
+    ("motionrnn", None): [("T1", "MotionRNN")],
+    ("phydnet", None): [("T1", "PhyDNet"), ("T3", "PhyDNet"), ("MMNIST", "PhyDNet")],
+    ("frnn", None): [("T1", "FRNN"), ("T3", "FRNN")],
     ("cdnet-released", None): [("T1", "CDNet"), ("T2", "CDNet"), ("T3", "CDNet")],
     ("cdnet-paper", None): [("T1", "CDNet"), ("T3", "CDNet")],
 }

@@ -17,7 +17,8 @@ def test_main_results_smoke(tmp_path, mnist_dir):
     res = tmp_path / "results"
     run_nb("nbs/main_results.ipynb", tmp_path, preset="smoke", out_dir=str(res), mnist_dir=mnist_dir)
     table = pd.read_csv(res / "mmnist" / "smoke" / "main_results.csv")
-    models = {"copy-last", "mean-frame", "convlstm", "crevnet", "cdnet-released", "cdnet-paper"}
+    models = {"copy-last", "mean-frame", "convlstm", "predrnn", "mim", "motionrnn", "phydnet", "frnn", "crevnet", "cdnet-released",
+              "cdnet-paper"}
     assert set(table.model) == models and set(table.convention) == {"standard", "authors"}
     for m in models:
         run = res / "mmnist" / "smoke" / m / "seed1234"

@@ -18,6 +18,11 @@ from cdnet.config import resolve_config
 from cdnet.data import ClipWindows
 from cdnet.models.baselines import ConvLSTM
 from cdnet.models.cdnet import CDNet
+from cdnet.models.mim import MIM
+from cdnet.models.motionrnn import MotionRNN
+from cdnet.models.predrnn import PredRNN
+from cdnet.models.frnn import FRNN
+from cdnet.models.phydnet import PhyDNet
 from cdnet.train import distributed, load_checkpoint, train
 
 pytestmark = pytest.mark.filterwarnings("ignore:LPIPS is unavailable")
@@ -34,6 +39,11 @@ def clips_dataset(size=16, channels=1):
 def make_model(kind):
     torch.manual_seed(0)
     if kind == "convlstm": return ConvLSTM(channels=1, hidden=4, layers=1, patch=2)
+    if kind in ("predrnn", "mim", "motionrnn"):   # the linear schedule reaches 0 in epoch 1: both ways of feeding are exercised
+        cls = dict(predrnn=PredRNN, mim=MIM, motionrnn=MotionRNN)[kind]
+        return cls(channels=1, height=16, width=16, hidden=4, layers=2, kernel=3, patch=2, sampling_stop=1)
+    if kind == "phydnet": return PhyDNet(channels=1, height=16, width=16, hidden=4)
+    if kind == "frnn": return FRNN(channels=1, width=4, layers=2)   # layer removal on: the draw must resume too
     return CDNet(channels=1, height=32, width=32, n_obs=N_OBS, hidden=4, refine_iters=2)
 
 
@@ -75,7 +85,7 @@ def log_steps(out):
     return [int(r["step"]) for r in csv.DictReader(open(out / "train_log.csv"))]
 
 
-@pytest.mark.parametrize("kind", ["convlstm", "cdnet"])
+@pytest.mark.parametrize("kind", ["convlstm", "cdnet", "predrnn", "mim", "motionrnn", "phydnet", "frnn"])
 def test_resume_is_bit_identical(kind, tmp_path):
     ds = clips_dataset(32 if kind == "cdnet" else 16)
     straight = run(kind, tmp_path / "straight", ds)
