@@ -67,16 +67,18 @@ def prediction_strip(context, truth, predictions: dict, title: str = ""):
     import matplotlib.pyplot as plt
     n_obs, n_pred = len(context), len(truth)
     rows = [("ground truth", list(context) + list(truth))] + [(n, [None] * n_obs + list(p)) for n, p in predictions.items()]
-    fig, axes = plt.subplots(len(rows), n_obs + n_pred, figsize=(1.1 * (n_obs + n_pred), 1.2 * len(rows) + 0.3), squeeze=False)
-    for ax_row, (label, frames) in zip(axes, rows):
-        for t, (ax, f) in enumerate(zip(ax_row, frames)):
+    cell, margin = 0.8, 1.3                                               # inches: one frame, the label column
+    width, height = margin + cell * (n_obs + n_pred), 0.45 + cell * len(rows)
+    fig, axes = plt.subplots(len(rows), n_obs + n_pred, figsize=(width, height), squeeze=False,
+                             gridspec_kw=dict(wspace=0.04, hspace=0.04))
+    fig.subplots_adjust(left=margin / width, right=0.99, bottom=0.01, top=1 - 0.4 / height)
+    for r, (label, frames) in enumerate(rows):
+        for t, (ax, f) in enumerate(zip(axes[r], frames)):
             ax.set_xticks([]); ax.set_yticks([])
+            if r == 0: ax.set_title(f"t{t - n_obs + 1:+d}".replace("t+0", "t0"), fontsize=7)
             if f is None: ax.axis("off"); continue
             img = np.clip(np.asarray(f.detach().cpu() if hasattr(f, "detach") else f, dtype=np.float32).transpose(1, 2, 0), 0, 1)
             ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
-            if t == n_obs: ax.set_title(f"t+1", fontsize=7)
-        ax_row[0 if label == "ground truth" else n_obs].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
-    axes[0][0].set_title("observed", fontsize=7)
+        axes[r][0].text(-0.08, 0.5, label, transform=axes[r][0].transAxes, ha="right", va="center", fontsize=7)
     if title: fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
     return fig
