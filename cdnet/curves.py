@@ -39,7 +39,7 @@ def plot_learning_curves(logs: pd.DataFrame, title: str = "", log_y: bool = Fals
     df["label"] = df.model + df.tag.fillna("").map(lambda t: f" [{t}]" if t else "")
     groups = list(df.groupby(["dataset", "preset"], sort=True))
     labels = sorted(df.label.unique())
-    palette = dict(zip(labels, sns.color_palette(n_colors=len(labels))))
+    palette = dict(zip(labels, sns.color_palette("tab10" if len(labels) <= 10 else "tab20", n_colors=len(labels))))  # one colour each
     fig, axes = plt.subplots(len(groups), 2, figsize=(11, 3.6 * len(groups)), squeeze=False)
     for row, ((ds, preset), g) in zip(axes, groups):
         curves, levels = g[g.trained], g[~g.trained]
