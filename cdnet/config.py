@@ -4,15 +4,15 @@
 
 # %% ../nbs/01_config.ipynb #2ed89582
 from __future__ import annotations
-import dataclasses, json, os, warnings
+import dataclasses, json, os, re, warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from typing import Any
 
 # %% auto #0
 __all__ = ['DATASETS', 'PAPER_DATASETS', 'MODELS', 'VARIANTS', 'PRESETS', 'PAPER_BATCH', 'STUDY_DATASETS', 'Config',
-           'study_dataset', 'ConfigError', 'resolve_config', 'atomic_write', 'atomic_write_text', 'git_revision',
-           'provenance', 'save_config', 'load_config']
+           'study_dataset', 'ConfigError', 'to_bool', 'parse_value', 'field_types', 'coerce_field', 'resolve_config',
+           'atomic_write', 'atomic_write_text', 'git_revision', 'provenance', 'save_config', 'load_config']
 
 # %% ../nbs/01_config.ipynb #a3256462
 DATASETS: dict[str, dict[str, int]] = {
@@ -85,7 +85,7 @@ class Config:
     epochs: int | None = None         # training epochs
     iters_per_epoch: int | None = None  # None: one pass over the training set
     batch_size: int | None = None     # training batch
-    lr: float | None = None           # Adam learning rate (None: the preset, 5e-4 as the paper)
+    lr: float = 5e-4                  # Adam learning rate
     lr_step: int = 50                 # StepLR period in epochs
     lr_gamma: float = 0.2             # StepLR factor
     grad_clip: float | None = None    # gradient-norm clipping (None: off)
@@ -108,16 +108,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(n_obs=4, n_pred=3, n_train=8, n_test=4, hidden=4, refine_iters=2, convlstm_hidden=8, convlstm_layers=1, convlstm_patch=4,
                   predrnn_hidden=8, predrnn_layers=2, predrnn_patch=4, predrnn_sampling="linear",
                   phydnet_hidden=8, frnn_width=8, frnn_layers=2,   # PhyDNet, FRNN: 1/8 of the released widths, FRNN 2 of 8 layers
-                  epochs=1, iters_per_epoch=2, batch_size=2, eval_batch_size=4, val_every=1, n_val=2, lr=5e-4, n_digits=2),
+                  epochs=1, iters_per_epoch=2, batch_size=2, eval_batch_size=4, val_every=1, n_val=2, n_digits=2),
     "cpu":   dict(n_train=1024, n_test=200, hidden=8, refine_iters=3, convlstm_hidden=32, convlstm_layers=2, convlstm_patch=4,
                   predrnn_hidden=32, predrnn_layers=2, predrnn_patch=4, predrnn_sampling="shared",
                   phydnet_hidden=32, frnn_width=32, frnn_layers=4,  # PhyDNet: 1/2 of the released width; FRNN: 1/4, 4 of 8 layers
-                  epochs=1, iters_per_epoch=None, batch_size=8, eval_batch_size=50, val_every=16, n_val=64, lr=5e-4, n_digits=2),
+                  epochs=1, iters_per_epoch=None, batch_size=8, eval_batch_size=50, val_every=16, n_val=64, n_digits=2),
     "paper": dict(hidden=32, refine_iters=5, convlstm_hidden=64, convlstm_layers=4, convlstm_patch=4,
                   predrnn_hidden=None, predrnn_layers=4, predrnn_patch=4, predrnn_sampling="linear",
                   phydnet_hidden=64, frnn_width=128, frnn_layers=8,  # PhyDNet: OpenSTL Moving MNIST; FRNN: the authors' UCF101 model
                   epochs=120, iters_per_epoch=None, batch_size=None, eval_batch_size=16, n_train=None, n_test=None,
-                  val_every=1000, n_val=256, lr=5e-4, n_digits=2),
+                  val_every=1000, n_val=256, n_digits=2),
 }
 # ST-LSTM family (predrnn_*): smoke and cpu scale like the ConvLSTM, to a quarter of the published width
 # (cpu: 32 channels, half the depth: 2 layers; smoke: 8 x 2, the fewest layers MIM and MotionRNN have);
@@ -156,6 +156,57 @@ def _positive(name, value, minimum=1, none_ok=True):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(name, value, f"an integer >= {minimum}")
 
+# %% ../nbs/01_config.ipynb #8000ae86
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")  # YAML 1.1 reads 1e-4 as a string
+_TRUE, _FALSE, _NONE = ("true", "1", "yes"), ("false", "0", "no"), ("none", "null", "~", "")
+
+def to_bool(name: str, value, none_ok: bool = False) -> bool | None:
+    "`value` as a bool: True/False, 1/0 or the text true/false/1/0/yes/no (any case); with `none_ok`, None (or the text none/null). Else `ConfigError` naming `name`."
+    if isinstance(value, bool): return value
+    if value is None and none_ok: return None
+    if isinstance(value, int) and value in (0, 1): return bool(value)
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in _TRUE: return True
+        if v in _FALSE: return False
+        if none_ok and v in _NONE: return None
+    raise ConfigError(name, value, "True | False (or true/false, 1/0, yes/no)" + (" | None" if none_ok else ""))
+
+def parse_value(text: str):
+    "Text as the command line reads it: a YAML scalar (`3` -> 3, `0.2` -> 0.2, `false` -> False, `null` or empty -> None), `1e-4` -> 1e-4; `ValueError` if not valid YAML."
+    import yaml
+    try: v = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as e: raise ValueError(f"{text!r} is not valid YAML ({str(e).splitlines()[0]})") from None
+    return float(v) if isinstance(v, str) and _SCIENTIFIC.fullmatch(v.strip()) else v
+
+def field_types() -> dict[str, tuple[type, bool]]:
+    "Config field -> (expected type, None allowed), read from the dataclass annotations."
+    import types, typing
+    hints, out = typing.get_type_hints(Config), {}
+    for f in fields(Config):
+        t = hints[f.name]
+        if isinstance(t, types.UnionType) or typing.get_origin(t) is typing.Union:
+            args = typing.get_args(t)
+            out[f.name] = (next(a for a in args if a is not type(None)), type(None) in args)
+        else: out[f.name] = (t, False)
+    return out
+
+_TYPE_WORDS = {bool: "True | False", int: "an integer", float: "a number", str: "text"}
+
+def coerce_field(name: str, value):
+    "`value` for Config field `name` in the field's type (see above), or `ConfigError` naming the field, the value and the expected type."
+    base, optional = field_types()[name]
+    expected = _TYPE_WORDS.get(base, base.__name__) + (" or None" if optional else "")
+    if base is bool: return to_bool(name, value, none_ok=optional)
+    v = value
+    if isinstance(v, str) and base is not str:
+        try: v = parse_value(v)
+        except ValueError: raise ConfigError(name, value, expected) from None
+    if v is None and optional: return None
+    if base is float and isinstance(v, int) and not isinstance(v, bool): v = float(v)
+    if isinstance(v, bool) or not isinstance(v, base): raise ConfigError(name, value, expected)
+    return v
+
 # %% ../nbs/01_config.ipynb #9b830633
 def _cuda_available() -> bool:
     try:
@@ -164,6 +215,7 @@ def _cuda_available() -> bool:
     except ImportError: return False
 
 def _validate(c: Config):
+    for f in fields(c): setattr(c, f.name, coerce_field(f.name, getattr(c, f.name)))  # types first
     _choice("preset", c.preset, tuple(PRESETS))
     _choice("dataset", c.dataset, tuple(DATASETS))
     _choice("model", c.model, MODELS)
@@ -220,7 +272,7 @@ def resolve_config(preset: str = "auto", verbose: bool = True, **overrides) -> C
     names = {f.name for f in fields(Config)}
     unknown = sorted(set(overrides) - names)
     if unknown: raise ConfigError(unknown[0], overrides[unknown[0]], f"a field of Config ({', '.join(sorted(names))})")
-    c = Config(preset=preset, **overrides)
+    c = Config(preset=coerce_field("preset", preset), **{k: coerce_field(k, v) for k, v in overrides.items()})
     if c.preset == "auto":
         c.preset = "paper" if _cuda_available() else "cpu"
         if verbose: print(f"preset 'auto' -> '{c.preset}' ({'CUDA device found' if c.preset == 'paper' else 'no CUDA device'})")

@@ -130,6 +130,24 @@ def test_train_config_file_and_usage_errors(tmp_path, capsys, mnist_dir):
     assert code == 1 and "config file not found" in err
 
 
+def test_train_config_values_of_the_wrong_type(tmp_path, capsys, mnist_dir):
+    "YAML 1.1 reads 1e-4 as text; quoted numbers are text: converted by the command line's rule, anything else refused by name."
+    (tmp_path / "run.yaml").write_text("preset: smoke\nmodel: copy-last\nlr: 1e-4\narea_weight: 1e-4\nseed: '7'\nlr_gamma: '0.2'\n")
+    code, _, err = cli(capsys, "train", "--config", tmp_path / "run.yaml", "--out", tmp_path / "ok", *data_args(mnist_dir))
+    assert code == 0, err
+    cfg = json.loads((tmp_path / "ok" / "config.json").read_text())["config"]
+    assert (cfg["lr"], cfg["area_weight"], cfg["seed"], cfg["lr_gamma"]) == (1e-4, 1e-4, 7, 0.2)
+    for line, message in (("seed: 1000.0", "invalid value for `seed`: 1000.0 (allowed: an integer)"),
+                          ("device: 0", "invalid value for `device`: 0 (allowed: text)"),
+                          ("area_weight: small", "invalid value for `area_weight`: 'small' (allowed: a number)"),
+                          ("amp: maybe", "invalid value for `amp`: 'maybe'")):
+        (tmp_path / "bad.yaml").write_text(f"preset: smoke\nmodel: copy-last\n{line}\n")
+        code, _, err = cli(capsys, "train", "--config", tmp_path / "bad.yaml", "--out", tmp_path / "bad")
+        assert code == 2 and message in err and "Traceback" not in err, err
+    code, _, err = cli(capsys, "train", "--preset", "smoke", "seed=1000.0")
+    assert code == 2 and "invalid value for `seed`: 1000.0 (allowed: an integer)" in err
+
+
 def test_train_runtime_error_and_debug(tmp_path, capsys, mnist_dir):
     argv = ["train", "--preset", "smoke", "--model", "convlstm", "--dataset", "mmnist", "--out", tmp_path, "--quiet",
             "lr=1e30", "epochs=5", *data_args(mnist_dir)]
@@ -170,6 +188,7 @@ def test_evaluate(runs, tmp_path, capsys):
     assert code == 0 and f"results: {tmp_path / 'ev'}" in out
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m["conventions"] == ["authors"] and m["n_sequences"] == 4 and m["summary"]["authors"]["mse"] > 0
+    assert m["test_data"] and m["test_data"] == json.loads((runs / "convlstm" / "config.json").read_text())["data"]["test"]
     # the same numbers as the evaluation at the end of training
     trained = json.loads((runs / "convlstm" / "metrics.json").read_text())
     for k, v in trained["summary"]["authors"].items():

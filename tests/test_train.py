@@ -102,6 +102,40 @@ def test_resume_is_bit_identical(kind, tmp_path):
     assert log_steps(tmp_path / "mid") == [1, 2, 3, 4, 5, 6]
 
 
+def test_rng_states_restore_wherever_the_checkpoint_was_loaded(tmp_path):
+    "train() loads a checkpoint with map_location=its device, which moves every tensor there; the generator states must still restore."
+    m = make_model("convlstm")
+    train_mod.seed_everything(3)
+    train_mod.save_checkpoint(tmp_path / "c.pt", model=m)
+    want = (torch.rand(4), np.random.rand(2), __import__("random").random())
+    moved = load_checkpoint(tmp_path / "c.pt", map_location="meta")                      # as a GPU map_location moves them
+    assert next(iter(moved["model"].values())).device.type == "meta"
+    torch.manual_seed(99)
+    train_mod.set_rng_states(moved["rng"])
+    got = (torch.rand(4), np.random.rand(2), __import__("random").random())
+    assert torch.equal(got[0], want[0]) and np.array_equal(got[1], want[1]) and got[2] == want[2]
+    train_mod.seed_everything(3); s = dict(train_mod.rng_states(), torch=torch.get_rng_state())   # a checkpoint of torch tensors
+    torch.manual_seed(99); train_mod.set_rng_states(s)
+    assert torch.equal(torch.rand(4), want[0])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_resume_on_cuda(tmp_path):
+    "Resume on the GPU: the checkpoint is loaded onto the device and training continues from its step."
+    ds = clips_dataset(16)
+    cfg = lambda epochs: config("convlstm", epochs, device="cuda")
+    train(make_model("convlstm"), ds, cfg(1), tmp_path, device="cuda", progress=False)
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert saved["step"] == ITERS
+    m = make_model("convlstm")
+    train(m, ds, cfg(2), tmp_path, device="cuda", resume=True, progress=False)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2 * ITERS and log_steps(tmp_path) == list(range(1, 2 * ITERS + 1))
+    straight = make_model("convlstm")
+    train(straight, ds, cfg(2), tmp_path / "straight", device="cuda", progress=False)
+    for k, v in straight.state_dict().items(): assert torch.allclose(v, m.state_dict()[k], atol=1e-5), k
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_finishes_the_step_then_stops(sig, tmp_path):
     ds = clips_dataset()
