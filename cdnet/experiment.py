@@ -4,7 +4,7 @@
 
 # %% ../nbs/32_experiment.ipynb #91bd74ce
 from __future__ import annotations
-import json, time, traceback
+import json, time, traceback, warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 import torch
@@ -57,7 +57,11 @@ def run_experiment(cfg: Config, *, tag: str | None = None, resume: bool = False,
     seed_everything(cfg.seed)
     shape = DATASETS[cfg.dataset]
     train_ds, test_ds = get_dataset(cfg.dataset, "train", cfg), get_dataset(cfg.dataset, "test", cfg)
-    val_ds = get_dataset(cfg.dataset, "val", cfg) if cfg.val_every else None   # from the training data
+    val_ds = None
+    if cfg.val_every:                                            # from the training data
+        from cdnet.prepared import NoValidationSplit
+        try: val_ds = get_dataset(cfg.dataset, "val", cfg)
+        except NoValidationSplit as e: warnings.warn(f"training without validation: {e}", stacklevel=2)
     model = build_model(cfg, shape["channels"], shape["height"], shape["width"]).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     meta = dict(tag=tag, model_name=model_name(cfg), switches=model_switches(cfg), params=n_params,

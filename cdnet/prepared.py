@@ -23,7 +23,7 @@ __all__ = ['PREPARED', 'MANIFEST', 'PARTIAL', 'VERIFY_CACHE', 'H36M_SPLITS', 'H3
            'human36m_layout', 'human36m_clips', 'ucf101_split_list', 'ucf101_root', 'ucf101_clips', 'sha256_file',
            'download_clips', 'real_clips', 'save_array', 'prepare_clip', 'verify_files', 'prepare', 'prepare_human36m',
            'prepare_ucf101', 'prepare_real_clips', 'read_manifest', 'disk_mismatch', 'dataset_identity',
-           'load_prepared']
+           'NoValidationSplit', 'load_prepared']
 
 # %% ../nbs/03_prepared.ipynb #af95e3b3
 PREPARED: dict[str, dict[str, str]] = {
@@ -554,6 +554,9 @@ def dataset_identity(name: str, root) -> dict:
     return dict(dataset=name, dir=str(d), manifest_sha256=sha256_file(d / MANIFEST))
 VAL_FRACTION = 0.15  # the tail of every training clip that validation takes when n_val is set
 
+class NoValidationSplit(ValueError):
+    "No training clip is long enough to give both a training and a validation window."
+
 def load_prepared(name: str, split: str, cfg: Config, *, verify: bool | None = None):
     "Windows of `cfg.n_obs + cfg.n_pred` frames over the `split` ('train', 'val', 'test') clips of prepared dataset `name` in `cfg.data_root`."
     if split not in ("train", "val", "test"): raise ValueError(f"`split` must be 'train', 'val' or 'test', got {split!r}")
@@ -582,7 +585,7 @@ def load_prepared(name: str, split: str, cfg: Config, *, verify: bool | None = N
         cut = [len(c) - max(span, round(VAL_FRACTION * len(c))) if len(c) >= 2 * span else len(c) for c in clips]
         if split == "val":
             long = [i for i, (c, k) in enumerate(zip(clips, cut)) if k < len(c)]
-            if not long: raise ValueError(f"{root}: no training clip has the {2 * span} frames a training and a validation window need "
+            if not long: raise NoValidationSplit(f"{root}: no training clip has the {2 * span} frames a training and a validation window need "
                                           f"(longest: {max(len(c) for c in clips)}); set val_every=0 (or n_val=0) to train without validation")
             clips, ids = [clips[i][cut[i]:] for i in long], [ids[i] for i in long]
         else: clips = [c[:k] for c, k in zip(clips, cut)]
