@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 # %% auto #0
-__all__ = ['DATASETS', 'PAPER_DATASETS', 'MODELS', 'VARIANTS', 'PRESETS', 'PAPER_BATCH', 'Config', 'ConfigError', 'to_bool',
-           'parse_value', 'field_types', 'coerce_field', 'resolve_config', 'atomic_write', 'atomic_write_text',
-           'git_revision', 'provenance', 'save_config', 'load_config']
+__all__ = ['DATASETS', 'PAPER_DATASETS', 'MODELS', 'VARIANTS', 'PRESETS', 'PAPER_BATCH', 'STUDY_DATASETS', 'Config',
+           'study_dataset', 'ConfigError', 'to_bool', 'parse_value', 'field_types', 'coerce_field', 'resolve_config',
+           'atomic_write', 'atomic_write_text', 'git_revision', 'provenance', 'save_config', 'load_config']
 
 # %% ../nbs/01_config.ipynb #a3256462
 DATASETS: dict[str, dict[str, int]] = {
@@ -23,6 +23,9 @@ DATASETS: dict[str, dict[str, int]] = {
     "ucf101_160x120": dict(channels=3, height=120, width=160, n_obs=4,  n_pred=10),
     "clips_128":      dict(channels=3, height=128, width=128, n_obs=4,  n_pred=4),
     "clips_160x120":  dict(channels=3, height=120, width=160, n_obs=4,  n_pred=10),
+    "mmnist_32":      dict(channels=1, height=32,  width=32,  n_obs=4,  n_pred=4),   # miniature
+    "clips_32":       dict(channels=3, height=32,  width=32,  n_obs=4,  n_pred=4),   # miniature
+    "clips_64":       dict(channels=3, height=64,  width=64,  n_obs=4,  n_pred=4),   # miniature
 }
 PAPER_DATASETS = {"mmnist": "mmnist", "human36m": "human36m", "clips_128": "human36m",
                   "ucf101_64x88": "ucf101_64x88", "ucf101_160x120": "ucf101_160x120",
@@ -44,6 +47,7 @@ class Config:
     n_train: int | None = None        # training sequences (generated data) / cap on windows (prepared)
     n_test: int | None = None         # test sequences / cap on test windows
     frame_stride: int = 1             # temporal stride between frames of a window
+    n_digits: int | None = None       # digits per Moving MNIST sequence (None: the preset, 2)
     # -- model
     model: str = "cdnet"              # one of MODELS
     variant: str = "released"         # released | paper: sets all CDNet switches at once
@@ -94,6 +98,8 @@ class Config:
     compile: bool = False             # torch.compile (CUDA only)
     num_workers: int = 0              # DataLoader workers
     ckpt_every: int = 0               # checkpoint every N iterations (0: at the end of each epoch)
+    val_every: int | None = None      # validation MSE every N optimiser steps, and at the first and last (0: off)
+    n_val: int | None = None          # validation sequences, drawn from the training data (never the test set)
     # -- evaluation
     convention: str = "both"          # standard | authors | both (metric conventions)
     eval_batch_size: int | None = None
@@ -105,21 +111,38 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(n_obs=4, n_pred=3, n_train=8, n_test=4, hidden=4, refine_iters=2, convlstm_hidden=8, convlstm_layers=1, convlstm_patch=4,
                   predrnn_hidden=8, predrnn_layers=2, predrnn_patch=4, predrnn_sampling="linear",
                   phydnet_hidden=8, frnn_width=8, frnn_layers=2,   # PhyDNet, FRNN: 1/8 of the released widths, FRNN 2 of 8 layers
-                  epochs=1, iters_per_epoch=2, batch_size=2, eval_batch_size=4),
+                  epochs=1, iters_per_epoch=2, batch_size=2, eval_batch_size=4, val_every=1, n_val=2, n_digits=2),
     "cpu":   dict(n_train=1024, n_test=200, hidden=8, refine_iters=3, convlstm_hidden=32, convlstm_layers=2, convlstm_patch=4,
                   predrnn_hidden=32, predrnn_layers=2, predrnn_patch=4, predrnn_sampling="shared",
                   phydnet_hidden=32, frnn_width=32, frnn_layers=4,  # PhyDNet: 1/2 of the released width; FRNN: 1/4, 4 of 8 layers
-                  epochs=1, iters_per_epoch=None, batch_size=8, eval_batch_size=50),
+                  epochs=1, iters_per_epoch=None, batch_size=8, eval_batch_size=50, val_every=16, n_val=64, n_digits=2),
     "paper": dict(hidden=32, refine_iters=5, convlstm_hidden=64, convlstm_layers=4, convlstm_patch=4,
                   predrnn_hidden=None, predrnn_layers=4, predrnn_patch=4, predrnn_sampling="linear",
                   phydnet_hidden=64, frnn_width=128, frnn_layers=8,  # PhyDNet: OpenSTL Moving MNIST; FRNN: the authors' UCF101 model
-                  epochs=120, iters_per_epoch=None, batch_size=None, eval_batch_size=16, n_train=None, n_test=None),
+                  epochs=120, iters_per_epoch=None, batch_size=None, eval_batch_size=16, n_train=None, n_test=None,
+                  val_every=1000, n_val=256, n_digits=2),
 }
 # ST-LSTM family (predrnn_*): smoke and cpu scale like the ConvLSTM, to a quarter of the published width
 # (cpu: 32 channels, half the depth: 2 layers; smoke: 8 x 2, the fewest layers MIM and MotionRNN have);
 # one epoch at cpu is too short for the linear schedule stepped per epoch, so cpu trains with the shared one.
 PAPER_BATCH = {"human36m": 4, "ucf101_64x88": 8, "ucf101_160x120": 8, "mmnist": 16,
-               "clips_128": 4, "clips_160x120": 8}  # cdnet.md Sec. 6; MMNIST: the field's usual 16
+               "clips_128": 4, "clips_160x120": 8,
+               "mmnist_32": 16, "clips_32": 4, "clips_64": 4}  # cdnet.md Sec. 6; MMNIST: the field's usual 16; miniatures: their family's
+
+# %% ../nbs/01_config.ipynb #757ec188
+STUDY_DATASETS: dict[str, dict[str, str]] = {  # preset -> family -> dataset
+    "smoke": {"mmnist": "mmnist_32", "clips": "clips_32"},
+    "cpu":   {"mmnist": "mmnist_32", "clips": "clips_32"},
+    "paper": {"mmnist": "mmnist", "clips": "clips_128"},
+}
+
+def study_dataset(name: str, preset: str) -> str:
+    "The dataset preset `preset` runs for family `name` ('mmnist', 'clips'); a dataset name is returned unchanged."
+    if name in DATASETS and name not in STUDY_DATASETS.get(preset, {}): return name
+    if preset not in STUDY_DATASETS: raise ConfigError("preset", preset, " | ".join(STUDY_DATASETS))
+    if name not in STUDY_DATASETS[preset]:
+        raise ConfigError("dataset", name, " | ".join([*STUDY_DATASETS[preset], *DATASETS]))
+    return STUDY_DATASETS[preset][name]
 
 # %% ../nbs/01_config.ipynb #3a3f9bc3
 class ConfigError(ValueError):
@@ -206,6 +229,10 @@ def _validate(c: Config):
                  "iters_per_epoch", "batch_size", "eval_batch_size", "lr_step"):
         _positive(name, getattr(c, name))
     _positive("ckpt_every", c.ckpt_every, minimum=0)
+    _positive("n_digits", c.n_digits)
+    _positive("val_every", c.val_every, minimum=0)
+    _positive("n_val", c.n_val, minimum=0)
+    if c.val_every and not c.n_val: raise ConfigError("n_val", c.n_val, f"an integer >= 1 when val_every={c.val_every} (or val_every=0)")
     _positive("num_workers", c.num_workers, minimum=0)
     if c.model in ("cdnet", "crevnet") and c.n_obs < 3:
         raise ConfigError("n_obs", c.n_obs, "an integer >= 3 for models that read 3-frame windows")

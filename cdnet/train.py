@@ -18,7 +18,7 @@ from .discriminator import adversary_for
 # %% auto #0
 __all__ = ['RESUME_FREE', 'resolve_device', 'seed_everything', 'dist_info', 'distributed', 'epoch_batches', 'rng_states',
            'set_rng_states', 'save_checkpoint', 'load_checkpoint', 'resume_mismatch', 'NonFiniteLoss', 'StopRequest',
-           'speed_options', 'convert_sync_bn', 'summary_writer', 'Objective', 'train']
+           'speed_options', 'convert_sync_bn', 'summary_writer', 'validation_mse', 'Objective', 'train']
 
 # %% ../nbs/30_train.ipynb #63db066e
 def resolve_device(name: str = "auto") -> torch.device:
@@ -91,7 +91,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     return state
 
 # %% ../nbs/30_train.ipynb #ed58809d
-RESUME_FREE = ("preset", "epochs", "device", "amp", "compile", "num_workers", "ckpt_every", "convention",
+RESUME_FREE = ("preset", "epochs", "device", "amp", "compile", "num_workers", "ckpt_every", "val_every", "convention",
                "eval_batch_size", "lpips_weights", "out_dir", "data_root", "mnist_dir", "n_test")
 
 def resume_mismatch(saved: dict | None, now: dict) -> list[str]:
@@ -148,6 +148,22 @@ def summary_writer(log_dir, purge_step: int | None = None):
     except ImportError: return None
     return SummaryWriter(str(log_dir), purge_step=purge_step)
 
+# %% ../nbs/30_train.ipynb #54e4d125
+def validation_mse(model: nn.Module, ds: Dataset, n_obs: int, n_pred: int, batch_size: int, device="cpu") -> float:
+    "Standard-convention MSE of `model.predict` on `ds` (mean over sequences and predicted frames of the per-frame sum over C*H*W)."
+    if len(ds) == 0: raise ValueError("the validation dataset is empty")
+    rng, was_training, total = rng_states(), model.training, 0.0
+    model.eval()
+    try:
+        with torch.no_grad():
+            for i in range(0, len(ds), batch_size):
+                x = torch.stack([ds[j] for j in range(i, min(len(ds), i + batch_size))]).to(device)
+                p = model.predict(x[:, :n_obs], n_pred).clamp(0, 1)
+                total += float(((p - x[:, n_obs:n_obs + n_pred].clamp(0, 1)) ** 2).sum((2, 3, 4)).mean(1).sum())
+    finally:
+        model.train(was_training); set_rng_states(rng)
+    return total / len(ds)
+
 # %% ../nbs/30_train.ipynb #915f9273
 class Objective(nn.Module):
     "Wraps `model.loss` as `forward`, so `DistributedDataParallel` can synchronise its gradients (plus `adversary`'s term)."
@@ -167,7 +183,7 @@ def _note(msg: str):
 
 # %% ../nbs/30_train.ipynb #c041f074
 def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="cpu", resume: bool = False,
-          progress: bool = True, sync_bn: bool = False, tensorboard: bool = True) -> dict:
+          progress: bool = True, sync_bn: bool = False, tensorboard: bool = True, val_ds: Dataset | None = None) -> dict:
     "Train `model` on `train_ds` as `cfg` says; returns a summary (steps, seconds, speed switches, last loss terms)."
     from tqdm.auto import tqdm
     out_dir, device = Path(out_dir), torch.device(device)
@@ -183,7 +199,8 @@ def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     adv = adversary_for(cfg, train_ds[0].shape[1], device)  # the released temporal discriminator, when adversarial_weight > 0
-    ckpt, log = out_dir / "checkpoint.pt", out_dir / "train_log.csv"
+    ckpt, log, val_log = out_dir / "checkpoint.pt", out_dir / "train_log.csv", out_dir / "val_log.csv"
+    elapsed = 0.0  # seconds spent in training steps, over every resume (the x axis of learning curves)
     if rank == 0: out_dir.mkdir(parents=True, exist_ok=True)
     cfg_dict = dict(vars(cfg))
     step = 0
@@ -193,20 +210,32 @@ def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="
         if bad: raise ValueError(f"{ckpt} was written by a run with other settings; resuming would not continue it: {'; '.join(bad)}")
         model.load_state_dict(s["model"]); opt.load_state_dict(s["optimizer"]); sched.load_state_dict(s["scheduler"])
         if adv is not None: adv.load_state_dict(s["adversary"])
-        step = s["step"]; set_rng_states(s["rng"])
+        step = s["step"]; set_rng_states(s["rng"]); elapsed = s.get("train_seconds", 0.0)
+        if rank == 0 and val_log.exists():  # rows a killed run logged after its last checkpoint are logged again
+            lines = val_log.read_text().splitlines(keepends=True)   # the step is the first column
+            atomic_write_text(val_log, "".join(lines[:1] + [l for l in lines[1:] if int(l.split(",", 1)[0]) <= step]))
     else:
         if resume: _note(f"resume: no checkpoint in {out_dir}, starting at step 0")
         if rank == 0 and log.exists(): log.unlink()  # a fresh run starts a fresh log
+        if rank == 0 and val_log.exists(): val_log.unlink()
     objective = Objective(model, adv)
     if world > 1: objective = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
     if use_compile: objective = torch.compile(objective)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else torch.autocast("cpu", enabled=False)
     def save(rng=None):
         extra = {} if adv is None else dict(adversary=adv.state_dict())
-        if rank == 0: save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, step=step, config=cfg_dict, rng=rng, iters=iters, **extra)
+        if rank == 0: save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, step=step, config=cfg_dict, rng=rng, iters=iters,
+                                      train_seconds=elapsed, **extra)
+    def validate():
+        if val_ds is None or not cfg.val_every or rank != 0: return
+        mse = validation_mse(model, val_ds, cfg.n_obs, cfg.n_pred, cfg.eval_batch_size or cfg.batch_size, device)
+        _log_row(val_log, dict(step=step, epoch=step / iters, train_seconds=elapsed, val_mse=mse, n_val=len(val_ds),
+                               time=time.strftime("%Y-%m-%dT%H:%M:%S")), header=not val_log.exists())
+        if writer is not None: writer.add_scalar("val/mse", mse, step)
     writer = summary_writer(out_dir / "tensorboard", purge_step=step or None) if tensorboard and rank == 0 else None
     bar = tqdm(total=total, initial=step, disable=not progress or rank != 0, desc=f"train {type(model).__name__}", unit="it")
     t0, start, terms, loader, phase = time.time(), step, {}, None, "between"
+    if step == 0: validate()
     try:
         with StopRequest() as stop:
             while step < total:
@@ -240,6 +269,8 @@ def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="
                 phase = "between"
                 if rank == 0:
                     row = dict(step=step, epoch=epoch, lr=opt.param_groups[0]["lr"], **terms, seconds=time.time() - t_step)
+                    elapsed += row["seconds"]
+                    if cfg.val_every and (step % cfg.val_every == 0 or step == total): validate()
                     _log_row(log, row, header=not log.exists())
                     if writer is not None:
                         for k, v in row.items():

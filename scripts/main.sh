@@ -1,21 +1,47 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh), then the main job: train and evaluate every model on the embedded
-# Moving MNIST at the `auto` preset (`paper` on a CUDA device, else `cpu`), and report. Finished
-# runs of an identical configuration are read back, not retrained (delete results/ to retrain).
-#   PRESET=smoke bash scripts/main.sh        # seconds, to check the plumbing
-#   MNIST_DIR=/path/to/mnist bash scripts/main.sh
+# Set up (scripts/setup.sh), then the study: train and evaluate every model on each dataset family of
+# DATASETS, once per seed of SEEDS, at the `auto` preset (`paper` on a CUDA device, else `cpu`), and
+# report. A family runs at the preset's size (cdnet.config.STUDY_DATASETS: at `cpu`, mmnist -> mmnist_32
+# and clips -> clips_32, both 4 -> 4); an exact dataset name (e.g. mmnist) is run as it is.
+#   bash scripts/main.sh                                          # the main job: Moving MNIST, one seed
+#   SEEDS="1 2 3" DATASETS="mmnist clips" bash scripts/main.sh    # the full study
+#   PRESET=smoke bash scripts/main.sh                             # seconds, to check the plumbing
+#   MNIST_DIR=/path/to/mnist CLIPS_DIR=/path/to/clips bash scripts/main.sh
+# A progress bar counts the runs (models x seeds) of each dataset and estimates the time left.
+# Finished runs of an identical configuration are read back, not retrained, so a killed study started
+# again goes on where it stopped (delete results/ to retrain). The report of a study goes to
+# reports/output/; smoke runs are reported to results/smoke-report/ and never into reports/output/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg
 PRESET=${PRESET:-auto}
-DATASET=${DATASET:-mmnist}
+SEEDS=${SEEDS:-1}
+DATASETS=${DATASETS:-${DATASET:-mmnist}}
 RESULTS=${RESULTS:-results}
-# the MNIST test digits: given, else the offline copy beside this checkout, else the cache/fallback
+DATA_ROOT=${DATA_ROOT:-data}
+# the MNIST test digits and the clips: given, else the offline copies beside this checkout
 MNIST_DIR=${MNIST_DIR:-}
 [ -n "$MNIST_DIR" ] || { [ -d ../shared/data/mnist ] && MNIST_DIR=../shared/data/mnist; } || true
+CLIPS_DIR=${CLIPS_DIR:-../shared/data/clips}
+PRESET=$(python -c "from cdnet.config import resolve_config; print(resolve_config('$PRESET', verbose=False).preset)")
+if [ "$PRESET" = smoke ]; then REPORT=${REPORT:-$RESULTS/smoke-report}; SELECT=(-p presets smoke)
+else REPORT=${REPORT:-reports/output}; SELECT=(-p exclude_presets smoke); fi
+seeds_yaml="seeds: [$(echo $SEEDS | tr ' ' ',')]"
 mkdir -p "$RESULTS/notebooks"
-papermill nbs/main_results.ipynb "$RESULTS/notebooks/main_results_${DATASET}_${PRESET}.ipynb" \
-  -p preset "$PRESET" -p dataset "$DATASET" -p out_dir "$RESULTS" -p mnist_dir "$MNIST_DIR" -p reuse True
-papermill reports/report.ipynb "$RESULTS/notebooks/report.ipynb" -p results_dir "$RESULTS" -p out_dir reports/output
-echo "tables and plots: reports/output/ ; executed notebooks: $RESULTS/notebooks/"
+set -- $DATASETS
+i=0
+for family in "$@"; do
+  i=$((i + 1))
+  ds=$(python -c "from cdnet.config import study_dataset; print(study_dataset('$family', '$PRESET'))")
+  case "$ds" in
+    clips_*) [ -f "$DATA_ROOT/$ds/manifest.json" ] || python data_prep/clips.py --src "$CLIPS_DIR" --out "$DATA_ROOT" --setting "${ds#clips_}" --quiet ;;
+  esac
+  echo "== dataset $i/$#: $ds ($family), preset $PRESET, seeds $SEEDS" >&2
+  papermill --log-output --no-progress-bar nbs/main_results.ipynb "$RESULTS/notebooks/main_results_${ds}_${PRESET}.ipynb" \
+    -p preset "$PRESET" -p dataset "$ds" -y "$seeds_yaml" -p out_dir "$RESULTS" -p data_root "$DATA_ROOT" \
+    -p mnist_dir "$MNIST_DIR" -p reuse True
+done
+papermill --no-progress-bar reports/report.ipynb "$RESULTS/notebooks/report_${PRESET}.ipynb" -p results_dir "$RESULTS" \
+  -p out_dir "$REPORT" "${SELECT[@]}"
+echo "tables, summary.csv and plots: $REPORT/ ; executed notebooks: $RESULTS/notebooks/"

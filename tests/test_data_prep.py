@@ -233,6 +233,8 @@ def test_loader_windows(h36m_videos, tmp_path):
     assert ds.prepared["options"]["video_step"] == 1
     tr = load_prepared("human36m", "train", cfg)
     assert tr.mode == "random" and len(tr) == cfg.n_train and tr[5].shape == (7, 3, 128, 128)
+    assert [len(c) for c in tr.clips] == [11, 11]                   # too short to give validation a tail: whole in training
+    with pytest.raises(ValueError, match="set val_every=0"): load_prepared("human36m", "val", cfg)
     cfg2 = resolve_config("smoke", verbose=False, dataset="human36m", data_root=str(tmp_path), n_obs=3, n_pred=2, frame_stride=2)
     y = load_prepared("human36m", "test", cfg2)[1]
     assert np.abs(y[:, :, 3, 3].mean(1).numpy() * 255 - (25 + 2 * STEP * np.arange(5))).max() <= 3   # every 2nd frame
@@ -246,7 +248,8 @@ def test_prepared_data_feeds_training(h36m_videos, tmp_path):
     for model in ("convlstm", "cdnet"):
         cfg = resolve_config("smoke", verbose=False, dataset="human36m", data_root=str(tmp_path), model=model,
                              out_dir=str(tmp_path / "results"), hidden=2, refine_iters=1, iters_per_epoch=1)
-        r = run_experiment(cfg, progress=False)
+        with pytest.warns(UserWarning, match="training without validation"):   # 11-frame clips: too short for both
+            r = run_experiment(cfg, progress=False)
         assert json.loads((r["out"] / "status.json").read_text())["status"] == "done"
         assert r["summary"]["standard"]["mse"] > 0 and r["train"]["steps"] == 1
         assert json.loads((r["out"] / "config.json").read_text())["data"]["n_test"] == 2

@@ -46,6 +46,47 @@ def test_main_results_bad_parameter(tmp_path):
     assert not (tmp_path / "r").exists()      # nothing written before the configuration is valid
 
 
+def test_main_results_seeds_summary_and_curves(tmp_path, mnist_dir):
+    "Two seeds on the miniature: intervals and paired tests equal scipy's on the per-seed results files; a rerun reuses every run."
+    import numpy as np
+    from scipy import stats
+    res, models = tmp_path / "results", ["copy-last", "mean-frame", "convlstm"]
+    run_nb("nbs/main_results.ipynb", tmp_path, preset="smoke", dataset="mmnist_32", models=",".join(models), seeds=[1, 2],
+           out_dir=str(res), mnist_dir=mnist_dir, reuse=True)
+    base = res / "mmnist_32" / "smoke"
+    per_seed = {(m, s): json.loads((base / m / f"seed{s}" / "metrics.json").read_text())["summary"]["standard"]
+                for m in models for s in (1, 2)}
+    val = pd.read_csv(base / "convlstm" / "seed1" / "val_log.csv")
+    assert list(val.step) == [0, 1, 2] and (val.val_mse > 0).all() and val.train_seconds.is_monotonic_increasing
+    assert len(pd.read_csv(base / "copy-last" / "seed1" / "val_log.csv")) == 1          # a baseline: its level
+    for png in ("main_results_learning_curves.png", "main_results_example.png", "main_results_per_frame.png"):
+        assert (base / png).stat().st_size > 10_000
+    assert "±" in (base / "main_results.md").read_text()
+    stamp = {p: p.stat().st_mtime_ns for p in base.rglob("metrics.json")}
+
+    out = tmp_path / "report"
+    run_nb("reports/report.ipynb", tmp_path, results_dir=str(res), out_dir=str(out))
+    summary = pd.read_csv(out / "summary.csv", keep_default_na=False, na_values=[""])
+    assert list(summary.columns) == ["dataset", "preset", "model", "tag", "convention", "metric", "mean", "ci_low", "ci_high",
+                                     "n_seeds", "paper_value", "comparable"]
+    row = summary[(summary.model == "convlstm") & (summary.convention == "standard") & (summary.metric == "mse")].iloc[0]
+    x = [per_seed["convlstm", s]["mse"] for s in (1, 2)]
+    lo, hi = stats.t.interval(0.95, 1, loc=np.mean(x), scale=stats.sem(x))
+    assert row["n_seeds"] == 2 and np.isclose(row["mean"], np.mean(x)) and np.allclose([row.ci_low, row.ci_high], [lo, hi])
+    assert summary.paper_value.isna().all()                                            # a miniature: no paper number
+    paired = pd.read_csv(out / "paired.csv")
+    p = paired[(paired.model == "convlstm") & (paired.against == "copy-last") & (paired.metric == "mse") & (paired.convention == "standard")].iloc[0]
+    ref = stats.ttest_rel(x, [per_seed["copy-last", s]["mse"] for s in (1, 2)])
+    assert np.isclose(p.t, ref.statistic) and np.isclose(p.p, ref.pvalue)
+    assert (out / "learning_curves_mmnist_32_smoke.png").stat().st_size > 10_000
+    assert "±" in (out / "tables_standard.md").read_text()
+
+    # a killed or repeated study reads back what finished
+    run_nb("nbs/main_results.ipynb", tmp_path, preset="smoke", dataset="mmnist_32", models=",".join(models), seeds="1,2",
+           out_dir=str(res), mnist_dir=mnist_dir, reuse=True)
+    assert {p: p.stat().st_mtime_ns for p in base.rglob("metrics.json")} == stamp
+
+
 REPRODUCTION = sorted([*(ROOT / "nbs").glob("[a-z]*.ipynb"), ROOT / "reports" / "report.ipynb"])
 
 

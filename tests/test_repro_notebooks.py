@@ -133,3 +133,64 @@ def test_long_horizon(tmp_path, mnist_dir):
     assert (d / "per_frame.png").stat().st_size > 10_000
     cfg = read_json(d / "config.json")
     assert cfg["resolved"]["horizon"] == 6 and not any(r["reused"] for r in cfg["runs"].values())
+
+
+def test_learning_curves(tmp_path, mnist_dir):
+    res = tmp_path / "curves"
+    run_nb("learning_curves", tmp_path, preset="smoke", dataset="mmnist", candidates="convlstm; convlstm lr=0.002 batch_size=4",
+           steps=4, val_every=2, seeds=[1, 2], out_dir=str(res), mnist_dir=mnist_dir)
+    d = res / "mmnist_32" / "smoke" / "learning_curves"                    # the family at the smoke size
+    curves = pd.read_csv(d / "curves.csv")
+    trained = curves[curves.trained]
+    assert set(trained.tag) == {"lc-preset", "lc-lr=0.002,batch_size=4"} and set(trained.seed) == {1, 2}
+    for _, g in trained.groupby(["tag", "seed"]): assert sorted(g.step) == [0, 2, 4]
+    cfg = read_json(res / "mmnist_32" / "smoke" / "convlstm" / "lc-lr=0.002,batch_size=4" / "seed2" / "config.json")["config"]
+    assert (cfg["lr"], cfg["batch_size"], cfg["iters_per_epoch"], cfg["val_every"]) == (0.002, 4, 4, 2)
+    levels = pd.read_csv(d / "levels.csv").set_index("model").val_mse
+    assert set(levels.index) == {"copy-last", "mean-frame"} and (levels > 0).all()
+    final = pd.read_csv(d / "final.csv").set_index("tag")
+    last = trained[trained.step == 4].groupby("tag").val_mse.mean()
+    assert np.allclose(final.loc[last.index, "val_mse"], last)               # the last validation, mean over seeds
+    assert (final["below_copy-last"] == (final.val_mse < levels["copy-last"])).all()
+    assert (d / "learning_curves.png").stat().st_size > 10_000
+
+
+def test_ablation_seeds(tmp_path, mnist_dir):
+    "Two seeds: the row is the mean over seeds, its half-width the Student t interval's (scipy)."
+    from scipy import stats
+    res = tmp_path / "results"
+    run_nb("ablation", tmp_path, refine_iters=3, preset="smoke", seeds=[1, 2], out_dir=str(res), mnist_dir=mnist_dir)
+    base = res / "mmnist" / "smoke"
+    x = [read_json(base / "cdnet-released" / "refine_iters=3" / f"seed{s}" / "metrics.json")["summary"]["authors"]["mse"] / 10 for s in (1, 2)]
+    row = pd.read_csv(base / "ablation_refine_iters=3.csv").set_index("convention").loc["authors"]
+    lo, hi = stats.t.interval(0.95, 1, loc=np.mean(x), scale=stats.sem(x))
+    assert row.n_seeds == 2 and np.isclose(row.mse, np.mean(x)) and np.isclose(row.mse_half_width, hi - np.mean(x))
+    assert "±" in (base / "ablation_refine_iters=3.md").read_text() and "seeds 1 2" in (base / "ablation_refine_iters=3.md").read_text()
+
+
+def test_long_horizon_seeds_miniature(tmp_path, mnist_dir):
+    res = tmp_path / "results"
+    run_nb("long_horizon", tmp_path, preset="smoke", dataset="mmnist_32", seeds=[1, 2], models="copy-last,convlstm",
+           out_dir=str(res), mnist_dir=mnist_dir)
+    d = res / "mmnist_32" / "smoke" / "long_horizon"
+    pf = pd.read_csv(d / "per_frame.csv")
+    assert set(pf.seed) == {1, 2} and sorted(pf.frame.unique()) == list(range(1, 7))    # horizon 0: twice n_pred
+    # each seed's first n_pred frames are that seed's usual evaluation
+    usual = pd.read_csv(res / "mmnist_32" / "smoke" / "convlstm" / "seed2" / "per_frame.csv")
+    first = pf[(pf.model == "convlstm") & (pf.seed == 2) & (pf.frame <= 3)].merge(usual, on=["convention", "metric", "frame"], suffixes=("", "_usual"))
+    assert len(first) == len(usual) and np.allclose(first["mean"], first.mean_usual, rtol=1e-9)
+    summary = pd.read_csv(d / "summary.csv").set_index(["model", "convention", "metric"])
+    mse = pf[(pf.model == "convlstm") & (pf.convention == "standard") & (pf.metric == "mse") & (pf.frame > 3)]
+    assert np.isclose(summary.loc[("convlstm", "standard", "mse"), "frames 4-6"], mse["mean"].mean())     # over frames and seeds
+
+
+def test_intermediate_seeds(tmp_path, mnist_dir):
+    from scipy import stats
+    res = tmp_path / "results"
+    run_nb("intermediate", tmp_path, preset="smoke", seeds=[1, 2], out_dir=str(res), mnist_dir=mnist_dir)
+    it = pd.read_csv(res / "mmnist" / "smoke" / "intermediate" / "per_iteration.csv")
+    # the last iteration is each seed's prediction: the mean of the two runs' own evaluations, with their t interval
+    x = [read_json(res / "mmnist" / "smoke" / "cdnet-released" / f"seed{s}" / "metrics.json")["summary"]["standard"]["mse"] for s in (1, 2)]
+    lo, hi = stats.t.interval(0.95, 1, loc=np.mean(x), scale=stats.sem(x))
+    assert (it.n_seeds == 2).all() and it.mse.iloc[-1] == pytest.approx(np.mean(x), rel=1e-9)
+    assert it.mse_half_width.iloc[-1] == pytest.approx(hi - np.mean(x), rel=1e-6)

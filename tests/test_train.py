@@ -225,6 +225,10 @@ def test_interrupted_experiment_resumes(tmp_path, monkeypatch, mnist_dir):
     r = experiment.run_experiment(cfg, progress=False, resume=True)
     assert json.loads((r["out"] / "status.json").read_text())["status"] == "done"
     assert_same_weights(straight, r["model_obj"].model)
+    # the validation curve continues where the checkpoint was: every step once, the same values as straight through
+    val = lambda run: [(int(v["step"]), float(v["val_mse"])) for v in csv.DictReader(open(run / "val_log.csv"))]
+    assert val(r["out"]) == val(experiment.run_dir(smoke_cfg(tmp_path / "a", mnist_dir, ckpt_every=1)))
+    assert [s for s, _ in val(r["out"])] == [0, 1, 2, 3, 4]
 
 
 def test_speed_switches_are_recorded(tmp_path, mnist_dir, capsys):
