@@ -109,7 +109,7 @@ class CDNet(nn.Module):
                  use_global_info: bool | None = None, pixel_loss: str | None = None,
                  motion_pixel_loss: bool | None = None, pixel_iters: str | None = None, area_loss: str | None = None,
                  iter_alpha: float = 0.8, area_weight: float = 1e-4, area_threshold: float = 0.05,
-                 area_tau: float = 0.01):
+                 area_tau: float = 0.01, reversible_backprop: bool = False, channels_last: bool = True):
         super().__init__()
         check_frame_size(height, width)
         if n_obs < 3: raise ValueError(f"n_obs={n_obs}: CDNet reads 3-frame windows and needs n_obs >= 3")
@@ -125,7 +125,7 @@ class CDNet(nn.Module):
         w, h = stream_width(channels), hidden * channels
         self.cell_width = h
         cell = dict(gates=sw["gates"], mask_sigmoid=sw["mask_sigmoid"], carry_blended=sw["carry_blended"])
-        self.autoencoder = InvertibleAutoencoder(channels)
+        self.autoencoder = InvertibleAutoencoder(channels, reversible_backprop=reversible_backprop)
         self.state_init = StateInit(w, h)
         self.motion_lstm = STCell(h, use_mask=sw["use_mask"] and sw["motion_mask"], **cell)
         self.refine_lstm = nn.ModuleList(STCell(h, use_mask=sw["use_mask"], **cell) for _ in range(sw["refine_cells"]))
@@ -133,6 +133,7 @@ class CDNet(nn.Module):
         self.refine_update = StreamUpdate(w, h)
         self.global_info = GlobalInfo(w, h, self.n_past) if sw["use_global_info"] else None
         self.updater = Updater(h) if sw["use_global_info"] else None
+        if channels_last: self.to(memory_format=torch.channels_last_3d)
 
     def init_state(self, enc: Tensor) -> CDNetState:
         "States at step 1 from the first encoding `[s0; s1]`: `(H0, C0, B0)` for every cell, `M = 0`."
