@@ -126,7 +126,12 @@ def main():
     if a.worker:
         print(json.dumps(worker(json.loads(a.worker))))
         return
-    base_dir = None if a.no_baseline else baseline_tree(a.baseline)
+    base_dir = None
+    if not a.no_baseline:
+        try:
+            base_dir = baseline_tree(a.baseline)
+        except (subprocess.CalledProcessError, FileNotFoundError) as e:
+            print(f"baseline {a.baseline} unavailable ({e}); measuring the current code only", file=sys.stderr)
     try:
         rows = [dict(model=m, shape=s, variant=v) for s in a.shapes for m in a.models for v in a.variants
                 if not (v == "reversible" and m == "convlstm")]
@@ -147,7 +152,7 @@ def main():
         if base_dir: shutil.rmtree(base_dir, ignore_errors=True)
     import torch
     print(f"torch {torch.__version__}, device {a.device}, {a.threads} thread(s), {a.repeats} interleaved repeats x "
-          f"{a.iters} timed steps (after {a.warmup} warm-up), baseline {None if a.no_baseline else a.baseline}")
+          f"{a.iters} timed steps (after {a.warmup} warm-up), baseline {a.baseline if base_dir else None}")
     unit = "GiB max_allocated" if a.device == "cuda" else "GiB peak RSS"
     head = f"{'model':<12}{'shape':<7}{'variant':<11}{'data':<22}{'s/step med [min-max]':<24}{'seq/s':>7}" \
            f"{unit:>20}{'base':>6}{'x time [min-max]':>22}{'x mem':>7}"
