@@ -23,8 +23,8 @@ current / baseline as the median of the per-repeat ratios with their min-max.
 Memory: on the CPU the peak resident set size of the worker process (`getrusage`, includes Python, torch and
 the model: `base` gives the resident size before the model was built); on CUDA the peak of
 `torch.cuda.max_memory_allocated` over the steps.
-Variant `reversible` sets `reversible_backprop=True` (CDNet and CrevNet; the baseline has no such option,
-its row is the plain baseline).
+Variants (current code only; the baseline row beside them is the plain baseline): `reversible` sets
+`reversible_backprop=True` (CDNet and CrevNet), `rev+ckpt` also `checkpoint_cells=True` (CDNet).
 """
 import argparse
 import json
@@ -41,6 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"convlstm": dict(model="convlstm"), "crevnet": dict(model="crevnet"),
           "cdnet": dict(model="cdnet", variant="released"), "cdnet-paper": dict(model="cdnet", variant="paper")}
+VARIANTS = {"plain": {}, "reversible": dict(reversible_backprop=True),
+            "rev+ckpt": dict(reversible_backprop=True, checkpoint_cells=True)}  # Config fields (current code only)
 SHAPES = {"cpu": dict(preset="cpu", dataset="mmnist", batch_size=8),
           "paper": dict(preset="paper", dataset="human36m", batch_size=4)}
 
@@ -59,7 +61,7 @@ def worker(spec: dict) -> dict:
     torch.set_num_threads(spec["threads"])
     dev = torch.device(spec["device"])
     kw = dict(MODELS[spec["model"]], **SHAPES[spec["shape"]])
-    if spec["reversible"]: kw["reversible_backprop"] = True
+    kw.update(spec.get("options", {}))
     cfg = resolve_config(kw.pop("preset"), device=spec["device"], verbose=False, **kw)
     d = DATASETS[cfg.dataset]
     torch.manual_seed(cfg.seed)
@@ -111,7 +113,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", choices=tuple(MODELS), default=["convlstm", "crevnet", "cdnet"])
     p.add_argument("--shapes", nargs="+", choices=tuple(SHAPES), default=["cpu"])
-    p.add_argument("--variants", nargs="+", choices=("plain", "reversible"), default=["plain"])
+    p.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=["plain"])
     p.add_argument("--baseline", default="23b04d1", help="git revision to compare with")
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (fresh processes each)")
@@ -134,17 +136,18 @@ def main():
             print(f"baseline {a.baseline} unavailable ({e}); measuring the current code only", file=sys.stderr)
     try:
         rows = [dict(model=m, shape=s, variant=v) for s in a.shapes for m in a.models for v in a.variants
-                if not (v == "reversible" and m == "convlstm")]
+                if v == "plain" or m != "convlstm"]
         runs = {}  # (row index, "current" | "baseline") -> list of results
         for rep in range(a.repeats):
             for i, row in enumerate(rows):
-                spec = dict(row, reversible=row["variant"] == "reversible", threads=a.threads, device=a.device,
-                            warmup=a.warmup, iters=a.iters)
+                spec = dict(row, threads=a.threads, device=a.device, warmup=a.warmup, iters=a.iters)
                 impls = [("current", str(ROOT))] + ([("baseline", base_dir)] if base_dir else [])
                 if rep % 2: impls.reverse()
                 for name, path in impls:
                     t = time.time()
-                    res = run(dict(spec, reversible=spec["reversible"] and name == "current"), path, a.timeout)
+                    opts = VARIANTS[row["variant"]] if name == "current" else {}
+                    if row["model"] == "crevnet": opts = {k: v for k, v in opts.items() if k != "checkpoint_cells"}
+                    res = run(dict(spec, options=opts), path, a.timeout)
                     runs.setdefault((i, name), []).append(res)
                     print(f"  repeat {rep + 1}: {row['model']} {row['shape']} {row['variant']} {name}: "
                           f"{res.get('step_s', float('nan')):.3f} s/step ({time.time() - t:.0f} s)", file=sys.stderr, flush=True)

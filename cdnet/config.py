@@ -67,6 +67,7 @@ class Config:
     crevnet_layers: int = 8           # CrevNet baseline: stacked cells
     crevnet_gate: str = "conv2"       # conv2 (CDNet authors' count) | conv1 (CrevNet release)
     reversible_backprop: bool = False # CDNet, CrevNet: recompute the autoencoder in backward (less memory, more time)
+    checkpoint_cells: bool = False    # CDNet: recompute each cell call in backward (less memory, more time)
     # -- training
     epochs: int | None = None         # training epochs
     iters_per_epoch: int | None = None  # None: one pass over the training set
@@ -143,7 +144,8 @@ def _validate(c: Config):
         if getattr(c, name) is not None and not isinstance(getattr(c, name), bool): raise ConfigError(name, getattr(c, name), "True | False | None")
     if not c.area_tau > 0: raise ConfigError("area_tau", c.area_tau, "a number > 0")
     _choice("crevnet_gate", c.crevnet_gate, ("conv2", "conv1"))
-    if not isinstance(c.reversible_backprop, bool): raise ConfigError("reversible_backprop", c.reversible_backprop, "True | False")
+    for name in ("reversible_backprop", "checkpoint_cells"):
+        if not isinstance(getattr(c, name), bool): raise ConfigError(name, getattr(c, name), "True | False")
     _choice("convention", c.convention, ("standard", "authors", "both"))
     if not (isinstance(c.lr, (int, float)) and c.lr > 0): raise ConfigError("lr", c.lr, "a number > 0")
     if not (0 < c.lr_gamma <= 1): raise ConfigError("lr_gamma", c.lr_gamma, "a number in (0, 1]")

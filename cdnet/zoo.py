@@ -31,7 +31,7 @@ def build_model(cfg: Config, channels: int, height: int, width: int) -> nn.Modul
         switches = {k: getattr(cfg, k) for k in CDNET_SWITCHES if getattr(cfg, k) is not None}
         return CDNet(channels=channels, height=height, width=width, n_obs=cfg.n_obs, hidden=cfg.hidden,
                      refine_iters=cfg.refine_iters, variant=cfg.variant, area_weight=cfg.area_weight, area_tau=cfg.area_tau,
-                     reversible_backprop=cfg.reversible_backprop,
+                     reversible_backprop=cfg.reversible_backprop, checkpoint_cells=cfg.checkpoint_cells,
                      **switches)
     raise ValueError(f"unknown model {cfg.model!r}")
 
