@@ -137,20 +137,23 @@ def main():
     try:
         rows = [dict(model=m, shape=s, variant=v) for s in a.shapes for m in a.models for v in a.variants
                 if v == "plain" or m != "convlstm"]
-        runs = {}  # (row index, "current" | "baseline") -> list of results
+        runs = {}  # (model, shape, variant) -> results of the current code; (model, shape, "baseline") -> baseline's
         for rep in range(a.repeats):
-            for i, row in enumerate(rows):
+            for row in rows:
                 spec = dict(row, threads=a.threads, device=a.device, warmup=a.warmup, iters=a.iters)
-                impls = [("current", str(ROOT))] + ([("baseline", base_dir)] if base_dir else [])
+                first = row["variant"] == next(r["variant"] for r in rows if r["model"] == row["model"])
+                impls = [("current", str(ROOT))] + ([("baseline", base_dir)] if base_dir and first else [])
                 if rep % 2: impls.reverse()
                 for name, path in impls:
                     t = time.time()
                     opts = VARIANTS[row["variant"]] if name == "current" else {}
                     if row["model"] == "crevnet": opts = {k: v for k, v in opts.items() if k != "checkpoint_cells"}
                     res = run(dict(spec, options=opts), path, a.timeout)
-                    runs.setdefault((i, name), []).append(res)
-                    print(f"  repeat {rep + 1}: {row['model']} {row['shape']} {row['variant']} {name}: "
-                          f"{res.get('step_s', float('nan')):.3f} s/step ({time.time() - t:.0f} s)", file=sys.stderr, flush=True)
+                    key = (row["model"], row["shape"], row["variant"] if name == "current" else "baseline")
+                    runs.setdefault(key, []).append(res)
+                    print(f"  repeat {rep + 1}: {row['model']} {row['shape']} {row['variant'] if name == 'current' else ''} {name}: "
+                          f"{res.get('step_s', float('nan')):.3f} s/step, {res.get('peak', 0) / 2**30:.2f} GiB "
+                          f"({time.time() - t:.0f} s)", file=sys.stderr, flush=True)
     finally:
         if base_dir: shutil.rmtree(base_dir, ignore_errors=True)
     import torch
@@ -160,28 +163,28 @@ def main():
     head = f"{'model':<12}{'shape':<7}{'variant':<11}{'data':<22}{'s/step med [min-max]':<24}{'seq/s':>7}" \
            f"{unit:>20}{'base':>6}{'x time [min-max]':>22}{'x mem':>7}"
     print(head + "\n" + "-" * len(head))
-    for i, row in enumerate(rows):
-        cur = [r for r in runs[(i, "current")] if "error" not in r]
+    for row in rows:
+        cur = [r for r in runs[(row["model"], row["shape"], row["variant"])] if "error" not in r]
         if not cur:
-            print(f"{row['model']:<12}{row['shape']:<7}{row['variant']:<11}error: {runs[(i, 'current')][0]['error'][:80]}")
+            print(f"{row['model']:<12}{row['shape']:<7}{row['variant']:<11}error: "
+                  f"{runs[(row['model'], row['shape'], row['variant'])][0]['error'][:80]}")
             continue
         st = [r["step_s"] for r in cur]
         pk = statistics.median(r["peak"] for r in cur) / 2**30
         ratio, mem = "-", "-"
-        bl = [r for r in runs.get((i, "baseline"), []) if "error" not in r]
+        bl = [r for r in runs.get((row["model"], row["shape"], "baseline"), []) if "error" not in r]
         if bl and len(bl) == len(cur):
-            rs = [c["step_s"] / b["step_s"] for c, b in zip(cur, bl)]
+            rs = [c["step_s"] / b["step_s"] for c, b in zip(cur, bl)]   # same repeat: neighbours in time
             ratio = f"{statistics.median(rs):.2f} [{min(rs):.2f}-{max(rs):.2f}]"
             mem = f"{pk / (statistics.median(r['peak'] for r in bl) / 2**30):.2f}"
         print(f"{row['model']:<12}{row['shape']:<7}{row['variant']:<11}{cur[0]['desc']:<22}{spread(st):<24}"
               f"{statistics.median(r['seq_s'] for r in cur):>7.2f}{pk:>20.2f}{cur[0]['base'] / 2**30:>6.2f}{ratio:>22}{mem:>7}")
-        if bl:
+        if bl and row["variant"] == next(r["variant"] for r in rows if r["model"] == row["model"]):
             bst = [r["step_s"] for r in bl]
             print(f"{'':<12}{'':<7}{'baseline':<11}{'':<22}{spread(bst):<24}{statistics.median(r['seq_s'] for r in bl):>7.2f}"
                   f"{statistics.median(r['peak'] for r in bl) / 2**30:>20.2f}")
     if a.json:
-        Path(a.json).write_text(json.dumps([dict(row, current=runs[(i, "current")], baseline=runs.get((i, "baseline")))
-                                            for i, row in enumerate(rows)], indent=2))
+        Path(a.json).write_text(json.dumps([dict(model=k[0], shape=k[1], variant=k[2], runs=v) for k, v in runs.items()], indent=2))
 
 
 if __name__ == "__main__":
