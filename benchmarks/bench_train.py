@@ -31,6 +31,8 @@ from pathlib import Path
 
 MODELS = {  # name: Config fields
     "convlstm": dict(model="convlstm"),
+    "phydnet": dict(model="phydnet"),
+    "frnn": dict(model="frnn"),
     "crevnet": dict(model="crevnet"),
     "cdnet-released": dict(model="cdnet", variant="released"),
     "cdnet-paper": dict(model="cdnet", variant="paper"),

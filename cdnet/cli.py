@@ -9,13 +9,13 @@ from dataclasses import fields, replace
 from pathlib import Path
 import numpy as np
 import yaml
-from .config import Config, ConfigError, DATASETS, MODELS, PRESETS, VARIANTS, load_config, resolve_config
+from .config import Config, ConfigError, DATASETS, MODELS, PRESETS, VARIANTS, field_types, load_config, parse_value, resolve_config
 
 # %% auto #0
-__all__ = ['EXIT_OK', 'EXIT_RUNTIME', 'EXIT_USAGE', 'EXIT_INTERRUPTED', 'IMAGE_SUFFIXES', 'UsageError', 'exit_status',
-           'parse_overrides', 'train_config', 'load_trained', 'read_frames', 'fit_frame', 'check_context',
-           'side_by_side', 'write_panels', 'params_rows', 'changed_switches', 'format_rows', 'cmd_train',
-           'cmd_evaluate', 'cmd_predict', 'cmd_params', 'build_parser', 'main']
+__all__ = ['EXIT_OK', 'EXIT_RUNTIME', 'EXIT_USAGE', 'EXIT_INTERRUPTED', 'IMAGE_SUFFIXES', 'PARAM_MODELS', 'UsageError',
+           'exit_status', 'parse_overrides', 'train_config', 'load_trained', 'frame_order', 'read_frames', 'fit_frame',
+           'check_context', 'side_by_side', 'write_panels', 'params_rows', 'changed_switches', 'format_rows',
+           'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_params', 'build_parser', 'main']
 
 # %% ../nbs/35_cli.ipynb #3fb8bace
 class UsageError(Exception):
@@ -29,17 +29,16 @@ def exit_status(e: BaseException) -> int:
     return EXIT_USAGE if isinstance(e, (UsageError, ConfigError)) else EXIT_RUNTIME
 
 # %% ../nbs/35_cli.ipynb #f299ea89
-_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")  # YAML 1.1 reads 1e-4 as a string
-
 def parse_overrides(items) -> dict:
-    "`['refine_iters=3', 'use_mask=false']` -> `{'refine_iters': 3, 'use_mask': False}` (values parsed as YAML)."
-    out = {}
+    "`['refine_iters=3', 'use_mask=false']` -> `{'refine_iters': 3, 'use_mask': False}` (values read by `cdnet.config.parse_value`; text fields keep their text)."
+    types, out = field_types(), {}
     for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key.strip(): raise UsageError(f"expected key=value (a Config field and its value), got {item!r}")
-        try: v = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError as e: raise UsageError(f"{item!r}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
-        out[key.strip()] = float(v) if isinstance(v, str) and _SCIENTIFIC.fullmatch(v) else v
+        try: v = parse_value(value)
+        except ValueError as e: raise UsageError(f"{item!r}: the value is not valid YAML ({e})") from None
+        if types.get(key.strip(), (None,))[0] is str and v is not None and not isinstance(v, str): v = value.strip()  # out_dir=2024
+        out[key.strip()] = v
     return out
 
 def train_config(config: str | None = None, overrides: dict | None = None) -> Config:
@@ -75,14 +74,22 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 def _too_short(path, have: int, need: int, what: str) -> ValueError:
     return ValueError(f"{path}: too few frames: has {have}, needs {need} ({what})")
 
+def frame_order(paths) -> list[Path]:
+    "`paths` in the order of the numbers in their names (`frame_2` before `frame_10`); `ValueError` naming two files whose names give no order (`f1`, `f01`)."
+    key = lambda p: tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", Path(p).name) if t)
+    out = sorted(map(Path, paths), key=lambda p: (key(p), p.name))
+    for a, b in zip(out, out[1:]):
+        if key(a) == key(b): raise ValueError(f"{a.parent}: cannot order the frames {a.name} and {b.name}: their names give the same frame number")
+    return out
+
 def read_frames(path, need: int, what: str = "") -> tuple[list[np.ndarray], float | None]:
-    "The first `need` frames `[H, W, 3]` uint8 of a video file or an image directory, and the video's frame rate."
+    "The first `need` frames `[H, W, 3]` uint8 of a video file or an image directory (in `frame_order`), and the video's frame rate."
     import imageio_ffmpeg
     from cdnet.prepared import BadSource, container_frame_count, read_image
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"input not found: {path}")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = frame_order(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if len(files) < need: raise _too_short(path, len(files), need, what)
         return [read_image(p) for p in files[:need]], None
     try: have = container_frame_count(path)
@@ -145,19 +152,21 @@ def write_panels(out, frames: np.ndarray, fps: float) -> Path:
     return out
 
 # %% ../nbs/35_cli.ipynb #c521e1ed
+PARAM_MODELS = ("cdnet", "crevnet", "convlstm", "predrnn", "mim", "motionrnn", "phydnet", "frnn")  # the models with parameters
+
 def params_rows(model: str = "all", variant: str | None = None, dataset: str | None = None) -> list[dict]:
-    "Rows `{model, variant, switches, dataset, params}` for `model` (cdnet | crevnet | convlstm | all)."
+    "Rows `{model, variant, switches, dataset, params}` for `model` (one of `PARAM_MODELS`, or all)."
     import torch
-    from cdnet.params import count_params, param_table
+    from cdnet.params import baseline_rows, count_params, param_table
     from cdnet.zoo import build_model, model_switches
     if dataset is None:
         if model == "convlstm": raise UsageError("the ConvLSTM is not in the paper's parameter table: give --dataset to count it")
         keep = lambda r: (model == "all" or r["model"].lower() == model) and (
             variant is None or r["model"] != "CDNet" or r["variant"].split()[0] == variant)
-        return [r for r in param_table() if keep(r)]
+        return [r for r in param_table() + baseline_rows() if keep(r)]
     if dataset not in DATASETS: raise UsageError(f"--dataset {dataset!r}: allowed {' | '.join(DATASETS)}")
     rows, d = [], DATASETS[dataset]
-    for m in (("cdnet", "crevnet", "convlstm") if model == "all" else (model,)):
+    for m in (PARAM_MODELS if model == "all" else (model,)):
         for v in ((variant,) if variant else VARIANTS) if m == "cdnet" else ("-",):
             cfg = resolve_config("paper", dataset=dataset, model=m, variant=v if m == "cdnet" else "released", verbose=False)
             with torch.device("meta"): net = build_model(cfg, d["channels"], d["height"], d["width"])
@@ -224,10 +233,12 @@ def cmd_evaluate(args) -> int:
         cfg = replace(cfg, dataset=args.dataset)
     convention = args.convention or cfg.convention
     conventions = ("standard", "authors") if convention == "both" else (convention,)
-    result = evaluate(model, get_dataset(cfg.dataset, "test", cfg), n_obs=cfg.n_obs, n_pred=cfg.n_pred,
+    test_ds = get_dataset(cfg.dataset, "test", cfg)
+    result = evaluate(model, test_ds, n_obs=cfg.n_obs, n_pred=cfg.n_pred,
                       batch_size=cfg.eval_batch_size, conventions=conventions, device=device, lpips_weights=cfg.lpips_weights)
     out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / f"evaluate_{cfg.dataset}"
-    write_results(result, out, config=replace(cfg, convention=convention))
+    write_results(result, out, config=replace(cfg, convention=convention),
+                  test_data=getattr(test_ds, "digit_source", None) or getattr(test_ds, "source", None))
     print(f"evaluated {args.checkpoint} on {len(result.indices)} {cfg.dataset} test sequences ({cfg.n_obs} -> {cfg.n_pred})")
     _print_summary(result.summary())
     print(f"results: {out}")
@@ -305,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run a trained model on a video file or a directory of frames and write ground truth | "
                                    "prediction | absolute error side by side.")
     q.add_argument("--checkpoint", required=True, metavar="FILE")
-    q.add_argument("--input", required=True, metavar="VIDEO_OR_DIR", help="a video file, or a directory of image frames sorted by name")
+    q.add_argument("--input", required=True, metavar="VIDEO_OR_DIR", help="a video file, or a directory of image frames, ordered by the frame number in their names")
     q.add_argument("--context", type=int, required=True, metavar="K", help="context frames (CDNet: its training n_obs)")
     q.add_argument("--horizon", type=int, required=True, metavar="N", help="frames to predict")
     q.add_argument("--out", required=True, metavar="FILE.gif|FILE.mp4|DIR")
@@ -316,8 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default="auto"); q.set_defaults(func=cmd_predict)
 
     r = sub.add_parser("params", parents=[common], help="count parameters by building the models",
-                       description="Parameter counts of CDNet, CrevNet and the ConvLSTM, computed by instantiating them.")
-    r.add_argument("--model", choices=("cdnet", "crevnet", "convlstm", "all"), default="all")
+                       description="Parameter counts of CDNet, CrevNet and the baselines, computed by instantiating them.")
+    r.add_argument("--model", choices=PARAM_MODELS + ("all",), default="all")
     r.add_argument("--variant", choices=VARIANTS, help="CDNet variant (default: both)")
     r.add_argument("--dataset", choices=tuple(DATASETS), help="count at the paper preset for this dataset's frames")
     r.add_argument("--format", choices=("table", "json"), default="table"); r.set_defaults(func=cmd_params)

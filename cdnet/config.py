@@ -4,15 +4,15 @@
 
 # %% ../nbs/01_config.ipynb #2ed89582
 from __future__ import annotations
-import dataclasses, json, os, warnings
+import dataclasses, json, os, re, warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from typing import Any
 
 # %% auto #0
-__all__ = ['DATASETS', 'PAPER_DATASETS', 'MODELS', 'VARIANTS', 'PRESETS', 'PAPER_BATCH', 'Config', 'ConfigError',
-           'resolve_config', 'atomic_write', 'atomic_write_text', 'git_revision', 'provenance', 'save_config',
-           'load_config']
+__all__ = ['DATASETS', 'PAPER_DATASETS', 'MODELS', 'VARIANTS', 'PRESETS', 'PAPER_BATCH', 'Config', 'ConfigError', 'to_bool',
+           'parse_value', 'field_types', 'coerce_field', 'resolve_config', 'atomic_write', 'atomic_write_text',
+           'git_revision', 'provenance', 'save_config', 'load_config']
 
 # %% ../nbs/01_config.ipynb #a3256462
 DATASETS: dict[str, dict[str, int]] = {
@@ -27,7 +27,8 @@ DATASETS: dict[str, dict[str, int]] = {
 PAPER_DATASETS = {"mmnist": "mmnist", "human36m": "human36m", "clips_128": "human36m",
                   "ucf101_64x88": "ucf101_64x88", "ucf101_160x120": "ucf101_160x120",
                   "clips_160x120": "ucf101_160x120"}  # which paper setting a dataset stands in for
-MODELS = ("copy-last", "mean-frame", "convlstm", "crevnet", "cdnet")
+MODELS = ("copy-last", "mean-frame", "convlstm", "crevnet", "cdnet",
+          "predrnn", "mim", "motionrnn", "phydnet", "frnn")
 VARIANTS = ("released", "paper")
 
 # %% ../nbs/01_config.ipynb #d164795b
@@ -64,8 +65,18 @@ class Config:
     convlstm_hidden: int | None = None  # ConvLSTM baseline: channels per layer
     convlstm_layers: int | None = None  # ConvLSTM baseline: stacked cells (Shi et al. 2015)
     convlstm_patch: int | None = None   # ConvLSTM baseline: space-to-depth patch (4, as OpenSTL and PredRNN use)
+    predrnn_hidden: int | None = None   # PredRNN, MIM, MotionRNN: channels per layer (None: the published width, 128 | 128 | 64)
+    predrnn_layers: int | None = None   # PredRNN, MIM, MotionRNN: stacked layers (published: 4)
+    predrnn_patch: int | None = None    # PredRNN, MIM, MotionRNN: space-to-depth patch (published: 4)
+    predrnn_layer_norm: bool = False    # PredRNN, MIM, MotionRNN: LayerNorm after each gate convolution (off in OpenSTL)
+    predrnn_sampling: str | None = None # PredRNN, MIM, MotionRNN: linear (their own scheduled sampling) | shared (teacher_forcing_p)
+    predrnn_sampling_stop: int = 80     # epoch at which the linear schedule reaches 0 (50k iterations at OpenSTL MMNIST)
     crevnet_layers: int = 8           # CrevNet baseline: stacked cells
     crevnet_gate: str = "conv2"       # conv2 (CDNet authors' count) | conv1 (CrevNet release)
+    phydnet_hidden: int | None = None # PhyDNet baseline: latent channels (64 released; ConvLSTM branch 2h, 2h, h)
+    frnn_width: int | None = None     # FRNN baseline: first dGRU width (128 released: 128,128,256,256,512,512,256,256)
+    frnn_layers: int | None = None    # FRNN baseline: dGRU layers, 1..8 (8 released)
+    frnn_layer_removal: bool = True   # FRNN baseline: random number of active layers per batch (paper); False: full stack
     reversible_backprop: bool = False # CDNet, CrevNet: recompute the autoencoder in backward (less memory, more time)
     checkpoint_cells: bool = False    # CDNet: recompute each cell call in backward (less memory, more time)
     # -- training
@@ -91,12 +102,21 @@ class Config:
 # %% ../nbs/01_config.ipynb #87563466
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(n_obs=4, n_pred=3, n_train=8, n_test=4, hidden=4, refine_iters=2, convlstm_hidden=8, convlstm_layers=1, convlstm_patch=4,
+                  predrnn_hidden=8, predrnn_layers=2, predrnn_patch=4, predrnn_sampling="linear",
+                  phydnet_hidden=8, frnn_width=8, frnn_layers=2,   # PhyDNet, FRNN: 1/8 of the released widths, FRNN 2 of 8 layers
                   epochs=1, iters_per_epoch=2, batch_size=2, eval_batch_size=4),
     "cpu":   dict(n_train=1024, n_test=200, hidden=8, refine_iters=3, convlstm_hidden=32, convlstm_layers=2, convlstm_patch=4,
+                  predrnn_hidden=32, predrnn_layers=2, predrnn_patch=4, predrnn_sampling="shared",
+                  phydnet_hidden=32, frnn_width=32, frnn_layers=4,  # PhyDNet: 1/2 of the released width; FRNN: 1/4, 4 of 8 layers
                   epochs=1, iters_per_epoch=None, batch_size=8, eval_batch_size=50),
-    "paper": dict(hidden=32, refine_iters=5, convlstm_hidden=64, convlstm_layers=4, convlstm_patch=4, epochs=120, iters_per_epoch=None,
-                  batch_size=None, eval_batch_size=16, n_train=None, n_test=None),
+    "paper": dict(hidden=32, refine_iters=5, convlstm_hidden=64, convlstm_layers=4, convlstm_patch=4,
+                  predrnn_hidden=None, predrnn_layers=4, predrnn_patch=4, predrnn_sampling="linear",
+                  phydnet_hidden=64, frnn_width=128, frnn_layers=8,  # PhyDNet: OpenSTL Moving MNIST; FRNN: the authors' UCF101 model
+                  epochs=120, iters_per_epoch=None, batch_size=None, eval_batch_size=16, n_train=None, n_test=None),
 }
+# ST-LSTM family (predrnn_*): smoke and cpu scale like the ConvLSTM, to a quarter of the published width
+# (cpu: 32 channels, half the depth: 2 layers; smoke: 8 x 2, the fewest layers MIM and MotionRNN have);
+# one epoch at cpu is too short for the linear schedule stepped per epoch, so cpu trains with the shared one.
 PAPER_BATCH = {"human36m": 4, "ucf101_64x88": 8, "ucf101_160x120": 8, "mmnist": 16,
                "clips_128": 4, "clips_160x120": 8}  # cdnet.md Sec. 6; MMNIST: the field's usual 16
 
@@ -115,6 +135,57 @@ def _positive(name, value, minimum=1, none_ok=True):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(name, value, f"an integer >= {minimum}")
 
+# %% ../nbs/01_config.ipynb #8000ae86
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")  # YAML 1.1 reads 1e-4 as a string
+_TRUE, _FALSE, _NONE = ("true", "1", "yes"), ("false", "0", "no"), ("none", "null", "~", "")
+
+def to_bool(name: str, value, none_ok: bool = False) -> bool | None:
+    "`value` as a bool: True/False, 1/0 or the text true/false/1/0/yes/no (any case); with `none_ok`, None (or the text none/null). Else `ConfigError` naming `name`."
+    if isinstance(value, bool): return value
+    if value is None and none_ok: return None
+    if isinstance(value, int) and value in (0, 1): return bool(value)
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in _TRUE: return True
+        if v in _FALSE: return False
+        if none_ok and v in _NONE: return None
+    raise ConfigError(name, value, "True | False (or true/false, 1/0, yes/no)" + (" | None" if none_ok else ""))
+
+def parse_value(text: str):
+    "Text as the command line reads it: a YAML scalar (`3` -> 3, `0.2` -> 0.2, `false` -> False, `null` or empty -> None), `1e-4` -> 1e-4; `ValueError` if not valid YAML."
+    import yaml
+    try: v = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as e: raise ValueError(f"{text!r} is not valid YAML ({str(e).splitlines()[0]})") from None
+    return float(v) if isinstance(v, str) and _SCIENTIFIC.fullmatch(v.strip()) else v
+
+def field_types() -> dict[str, tuple[type, bool]]:
+    "Config field -> (expected type, None allowed), read from the dataclass annotations."
+    import types, typing
+    hints, out = typing.get_type_hints(Config), {}
+    for f in fields(Config):
+        t = hints[f.name]
+        if isinstance(t, types.UnionType) or typing.get_origin(t) is typing.Union:
+            args = typing.get_args(t)
+            out[f.name] = (next(a for a in args if a is not type(None)), type(None) in args)
+        else: out[f.name] = (t, False)
+    return out
+
+_TYPE_WORDS = {bool: "True | False", int: "an integer", float: "a number", str: "text"}
+
+def coerce_field(name: str, value):
+    "`value` for Config field `name` in the field's type (see above), or `ConfigError` naming the field, the value and the expected type."
+    base, optional = field_types()[name]
+    expected = _TYPE_WORDS.get(base, base.__name__) + (" or None" if optional else "")
+    if base is bool: return to_bool(name, value, none_ok=optional)
+    v = value
+    if isinstance(v, str) and base is not str:
+        try: v = parse_value(v)
+        except ValueError: raise ConfigError(name, value, expected) from None
+    if v is None and optional: return None
+    if base is float and isinstance(v, int) and not isinstance(v, bool): v = float(v)
+    if isinstance(v, bool) or not isinstance(v, base): raise ConfigError(name, value, expected)
+    return v
+
 # %% ../nbs/01_config.ipynb #9b830633
 def _cuda_available() -> bool:
     try:
@@ -123,12 +194,14 @@ def _cuda_available() -> bool:
     except ImportError: return False
 
 def _validate(c: Config):
+    for f in fields(c): setattr(c, f.name, coerce_field(f.name, getattr(c, f.name)))  # types first
     _choice("preset", c.preset, tuple(PRESETS))
     _choice("dataset", c.dataset, tuple(DATASETS))
     _choice("model", c.model, MODELS)
     _choice("variant", c.variant, VARIANTS)
     for name in ("n_obs", "n_pred", "n_train", "n_test", "frame_stride", "hidden", "refine_iters",
-                 "convlstm_hidden", "convlstm_layers", "convlstm_patch", "crevnet_layers", "epochs",
+                 "convlstm_hidden", "convlstm_layers", "convlstm_patch", "crevnet_layers", "phydnet_hidden", "frnn_width",
+                 "predrnn_hidden", "predrnn_layers", "predrnn_patch", "predrnn_sampling_stop", "epochs",
                  "iters_per_epoch", "batch_size", "eval_batch_size", "lr_step"):
         _positive(name, getattr(c, name))
     _positive("ckpt_every", c.ckpt_every, minimum=0)
@@ -155,6 +228,20 @@ def _validate(c: Config):
     d = DATASETS[c.dataset]
     if c.model == "convlstm" and (d["height"] % c.convlstm_patch or d["width"] % c.convlstm_patch):
         raise ConfigError("convlstm_patch", c.convlstm_patch, f"a divisor of the frame size {d['height']}x{d['width']}")
+    if c.model in ("predrnn", "mim", "motionrnn"):
+        _choice("predrnn_sampling", c.predrnn_sampling, ("linear", "shared"))
+        if not isinstance(c.predrnn_layer_norm, bool): raise ConfigError("predrnn_layer_norm", c.predrnn_layer_norm, "True | False")
+        unit = 2 * c.predrnn_patch if c.model == "motionrnn" else c.predrnn_patch   # MotionRNN halves the patched frame
+        if d["height"] % unit or d["width"] % unit:
+            raise ConfigError("predrnn_patch", c.predrnn_patch, f"a patch p with {'2p' if unit != c.predrnn_patch else 'p'} dividing the frame size {d['height']}x{d['width']}")
+        if c.model != "predrnn" and c.predrnn_layers < 2:
+            raise ConfigError("predrnn_layers", c.predrnn_layers, f"an integer >= 2 for {c.model} (its modules sit between layers)")
+    if c.phydnet_hidden is not None and c.phydnet_hidden % 2: raise ConfigError("phydnet_hidden", c.phydnet_hidden, "an even integer >= 2")
+    if c.frnn_width is not None and c.frnn_width % 4: raise ConfigError("frnn_width", c.frnn_width, "a multiple of 4")
+    if c.frnn_layers is not None: _choice("frnn_layers", c.frnn_layers, tuple(range(1, 9)))
+    if not isinstance(c.frnn_layer_removal, bool): raise ConfigError("frnn_layer_removal", c.frnn_layer_removal, "True | False")
+    if c.model == "phydnet" and (d["height"] % 4 or d["width"] % 4):
+        raise ConfigError("dataset", c.dataset, f"frames divisible by 4 for PhyDNet, got {d['height']}x{d['width']}")
 
 # %% ../nbs/01_config.ipynb #74240498
 def resolve_config(preset: str = "auto", verbose: bool = True, **overrides) -> Config:
@@ -162,7 +249,7 @@ def resolve_config(preset: str = "auto", verbose: bool = True, **overrides) -> C
     names = {f.name for f in fields(Config)}
     unknown = sorted(set(overrides) - names)
     if unknown: raise ConfigError(unknown[0], overrides[unknown[0]], f"a field of Config ({', '.join(sorted(names))})")
-    c = Config(preset=preset, **overrides)
+    c = Config(preset=coerce_field("preset", preset), **{k: coerce_field(k, v) for k, v in overrides.items()})
     if c.preset == "auto":
         c.preset = "paper" if _cuda_available() else "cpu"
         if verbose: print(f"preset 'auto' -> '{c.preset}' ({'CUDA device found' if c.preset == 'paper' else 'no CUDA device'})")

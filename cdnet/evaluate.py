@@ -132,8 +132,8 @@ def _json_number(x):
     return None if x is None or not math.isfinite(x) else x
 
 
-def write_results(result, out_dir, *, config):
-    "Write `metrics.json` and `per_frame.csv` for `result` into `out_dir` atomically (rank 0 only); the path of metrics.json"
+def write_results(result, out_dir, *, config, test_data=None):
+    "Write `metrics.json` and `per_frame.csv` for `result` into `out_dir` atomically (rank 0 only); the path of metrics.json. `test_data`: what was scored (a digit source, a prepared dataset's identity)."
     if dist_info()[0] != 0:
         return None
     config = asdict(config) if is_dataclass(config) else dict(config)
@@ -147,6 +147,7 @@ def write_results(result, out_dir, *, config):
         "units": "raw: mse and mae are per-frame sums over C*H*W on [0, 1] values; lpips unscaled",
         "n_sequences": len(result.indices), "n_obs": result.n_obs, "n_pred": result.n_pred,
         "config": {k: config[k] for k in RECORDED_CONFIG if k in config},
+        "test_data": test_data,
     }
     out = Path(out_dir)
     atomic_write_text(out / "per_frame.csv", result.per_frame_table().to_csv(index=False))

@@ -78,7 +78,7 @@ def run_experiment(cfg: Config, *, tag: str | None = None, resume: bool = False,
         if rank == 0: write_status(out, "failed", reason=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=5))
         raise
     if rank == 0:
-        write_results(result, out, config=cfg)
+        write_results(result, out, config=cfg, test_data=meta["data"]["test"])
         save_config(cfg, out, device=str(device), **meta, train=fit, eval_seconds=eval_seconds)
         write_status(out, "done")
     return dict(out=out, model=model_name(cfg), tag=tag, summary=result.summary(), result=result, train=fit, reused=False,

@@ -10,11 +10,16 @@ from torch import nn
 
 from .models.cdnet import CDNet, resolve_variant
 from .models.crevnet import CrevNet
+from .models.mim import MIM
+from .models.motionrnn import MotionRNN
+from .models.predrnn import PredRNN
+from .models.frnn import FRNN
+from .models.phydnet import PhyDNet
 from .modules.autoencoder import InvertibleAutoencoder
 from .modules.cells import AttentionGate, MaskHead
 
 # %% auto #0
-__all__ = ['count_params', 'param_table']
+__all__ = ['count_params', 'param_table', 'baseline_rows']
 
 # %% ../nbs/16_params.ipynb #7fc9aae7
 def count_params(module: nn.Module) -> int:
@@ -25,7 +30,7 @@ def count_params(module: nn.Module) -> int:
 _H36M, _MMNIST = "Human3.6M 128x128 RGB, 4->4", "Moving MNIST 64x64, 10->10"
 
 def param_table() -> list[dict]:
-    "Rows `{model, variant, switches, dataset, params}` for every configuration of spec section 7 and Table 5."
+    "Rows `{model, variant, switches, dataset, params}`: every configuration of spec section 7 and Table 5, then the baselines at their published configurations (source in `variant`)."
     rgb, mnist = dict(channels=3, height=128, width=128, n_obs=4), dict(channels=1, height=64, width=64, n_obs=10)
     rows = []
     def add(model, variant, switches, dataset, params):
@@ -44,4 +49,23 @@ def param_table() -> list[dict]:
         add("CrevNet", "conv1", dict(layers=8, gate="conv1", hidden=32), _MMNIST,
             count_params(CrevNet(**mnist, gate="conv1")))
         add("autoencoder", "-", {}, _MMNIST, count_params(InvertibleAutoencoder(1)))
+        # PhyDNet and FRNN at their published configurations
+        add("PhyDNet", "published (OpenSTL configs/mmnist/PhyDNet.py)", dict(hidden=64, convlstm=[128, 128, 64]), _MMNIST,
+            count_params(PhyDNet(channels=1, height=64, width=64, hidden=64)))
+        add("FRNN", "published (moliusimon/frnn model/ucf101/model_frnn.py)", dict(hidden=128, layers=8), "UCF101 64x80 RGB, 10->10",
+            count_params(FRNN(channels=3, width=128, layers=8)))
+    return rows
+
+# %% ../nbs/16_params.ipynb #077631fd
+def baseline_rows() -> list[dict]:
+    "Rows `{model, variant, switches, dataset, params}` of the baselines at their published configurations; `variant` names the source."
+    rows = []
+    with torch.device("meta"):
+        for cls, width, dataset, frames, source in [
+                (PredRNN, 128, _MMNIST, dict(channels=1, height=64, width=64), "OpenSTL configs/mmnist/PredRNN.py"),
+                (MIM, 128, _MMNIST, dict(channels=1, height=64, width=64), "OpenSTL configs/mmnist/MIM.py"),
+                (MotionRNN, 64, _H36M, dict(channels=3, height=128, width=128), "thuml/MotionRNN human_script/MotionRNN_PredRNN_human_train.sh")]:
+            switches = dict(hidden=width, layers=4, kernel=5, patch=4, layer_norm=False)
+            rows.append(dict(model=cls.__name__, variant=source, switches=switches, dataset=dataset,
+                             params=count_params(cls(**frames, **{k: v for k, v in switches.items()}))))
     return rows

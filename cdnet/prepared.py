@@ -22,7 +22,7 @@ __all__ = ['PREPARED', 'MANIFEST', 'PARTIAL', 'VERIFY_CACHE', 'H36M_SPLITS', 'H3
            'read_video', 'read_image', 'write_video', 'Clip', 'Recipe', 'is_walking', 'human36m_layout',
            'human36m_clips', 'ucf101_split_list', 'ucf101_root', 'ucf101_clips', 'sha256_file', 'download_clips',
            'real_clips', 'save_array', 'prepare_clip', 'verify_files', 'prepare', 'prepare_human36m', 'prepare_ucf101',
-           'prepare_real_clips', 'read_manifest', 'load_prepared']
+           'prepare_real_clips', 'read_manifest', 'disk_mismatch', 'dataset_identity', 'load_prepared']
 
 # %% ../nbs/03_prepared.ipynb #af95e3b3
 PREPARED: dict[str, dict[str, str]] = {
@@ -90,13 +90,14 @@ def _ffmpeg_reason(text: str) -> str:
     return "; ".join(dict.fromkeys(useful[:1] + useful[-1:])) or "ffmpeg gave no reason"
 
 def container_frame_count(path) -> int:
-    "Video frames stored in the container of `path`, counted by a stream copy (no decoding)."
+    "Video frames of `path` a player presents: the packets of a stream copy (no decoding) less those an edit list discards."
     r = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0",
-                        "-c", "copy", "-f", "null", "-"], capture_output=True)
+                        "-c", "copy", "-f", "framecrc", "-"], capture_output=True)
     err = r.stderr.decode(errors="replace").replace("\r", "\n")
-    counts = re.findall(r"^frame=\s*(\d+)", err, flags=re.M)
-    if r.returncode or not counts: raise BadSource(path, f"ffmpeg cannot read it ({_ffmpeg_reason(err)})")
-    return int(counts[-1])
+    packets = [l for l in r.stdout.decode(errors="replace").splitlines() if l.strip() and not l.startswith("#")]
+    if r.returncode or not packets: raise BadSource(path, f"ffmpeg cannot read it ({_ffmpeg_reason(err)})")
+    flags = [re.search(r"F=0x([0-9a-fA-F]+)", l) for l in packets]
+    return sum(1 for f in flags if f is None or not int(f[1], 16) & 0x4)  # 0x4: AV_PKT_FLAG_DISCARD (before an edit list's start)
 
 def read_video(path) -> Iterator[np.ndarray]:
     "Every frame of the video at `path` as `[H, W, 3]` uint8; `BadSource` if the count differs from the container's."
@@ -112,9 +113,14 @@ def read_video(path) -> Iterator[np.ndarray]:
     if n != expected: raise BadSource(path, f"decoded {n} frames but the container holds {expected}")
 
 def read_image(path) -> np.ndarray:
-    "One image file as `[H, W, 3]` uint8; `BadSource` if PIL cannot decode all of it."
+    "One image file as `[H, W, 3]` uint8, full scale of any bit depth -> 255 (alpha dropped, grey repeated); `BadSource` if PIL cannot decode it."
     try:
-        with Image.open(path) as im: return np.asarray(im.convert("RGB"))
+        with Image.open(path) as im:
+            if im.mode.startswith("I"):   # 16-bit grey (I;16, and I as PIL opens 16-bit PNGs): 65535 is white
+                grey = np.clip(np.rint(np.asarray(im, np.float64) * (255 / 65535)), 0, 255).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, -1)
+            if im.mode == "F": raise BadSource(path, "floating-point images have no defined white level: convert it to 8 or 16 bit")
+            return np.asarray(im.convert("RGB"))  # 1, L, LA, P, PA, RGB, RGBA, CMYK, YCbCr; 16-bit RGB(A) PIL reads as 8-bit
     except (OSError, ValueError, SyntaxError) as e: raise BadSource(path, f"cannot decode image ({e})") from None
 
 def write_video(path, frames: np.ndarray, fps: float = 25) -> Path:
@@ -224,11 +230,13 @@ UCF_SETTINGS = {"64x88": dict(sizes=((64, 85), (64, 88)), name="ucf101_64x88"),
 UCF_EXAMPLE = "SRC/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi"
 
 def ucf101_split_list(split: str, path=None) -> list[str]:
-    "Video names of the 64x88 split `split` (the packaged list, or the file `path`)."
+    "Video names of the 64x88 split `split` (the packaged list, or the file `path`: names, paths, or the official `trainlist0N.txt` lines `Class/v_....avi 1`)."
     text = Path(path).read_text() if path else (importlib.resources.files("cdnet") / "assets" / f"ucf101_64x88_{split}.txt").read_text()
-    names = [Path(l.strip()).stem for l in text.splitlines() if l.strip()]
+    names = [Path(l.split()[0]).stem for l in text.splitlines() if l.strip()]
     bad = [n for n in names if not UCF_NAME.fullmatch(n)]
     if bad: raise ValueError(f"{path or 'packaged list'}: {len(bad)} lines are not UCF101 names like v_ApplyEyeMakeup_g01_c01 (first: {bad[0]!r})")
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice: raise ValueError(f"{path or 'packaged list'}: the video {twice} is listed twice")
     return names
 
 def ucf101_root(src) -> Path:
@@ -253,6 +261,9 @@ def ucf101_clips(src, setting: str, *, train_list=None, test_list=None, released
                     problem=None if name in found else "listed in the split but not found under --src")
     if setting == "64x88":
         lists = dict(train=ucf101_split_list("train", train_list), test=ucf101_split_list("test", test_list))
+        shared = sorted(set(lists["train"]) & set(lists["test"]))
+        if shared: raise ValueError(f"the train list ({train_list or 'packaged'}) and the test list ({test_list or 'packaged'}) share "
+                                    f"{len(shared)} video(s), e.g. {shared[0]}: a video belongs to one split")
         clips = [clip(n, s) for s, names in lists.items() for n in names]
         how = dict(split="video lists", lists={s: dict(file=str(p) if p else f"cdnet/assets/ucf101_64x88_{s}.txt", names=len(lists[s]),
                                                        names_sha256=hashlib.sha256("\n".join(lists[s]).encode()).hexdigest())
@@ -395,6 +406,11 @@ def prepare(name: str, clips: Sequence[Clip], out, recipe: Recipe, options: dict
         before = old["options"]
         diff = [f"{k}: {before.get(k)!r} -> {options.get(k)!r}" for k in sorted(set(options) | set(before)) if options.get(k) != before.get(k)]
         if diff: raise ValueError(f"{out} was prepared with other options ({'; '.join(diff)}): choose another --out or delete it")
+    counts = {}
+    for c in clips: counts.setdefault(c.id, []).append(c)
+    if twice := next((v for v in counts.values() if len(v) > 1), None):   # one file per id: a second would overwrite or hide it
+        raise ValueError(f"{name}: the clip {twice[0].id} is listed {len(twice)} times ({', '.join(f'{c.split}: {c.source}' for c in twice)}); "
+                         "a clip belongs to one split, once")
     wanted = {c.id: c for c in clips}
     done = {r["id"]: r for recs in (old or {}).get("splits", {}).values() for r in recs
             if r["id"] in wanted and r["file"] == f"{wanted[r['id']].split}/{r['id']}.npy"}
@@ -513,6 +529,23 @@ def read_manifest(name: str, root) -> dict:
     if m.get("dataset") != name: raise ValueError(f"{path} describes dataset {m.get('dataset')!r}, not {name!r}")
     return m
 
+def disk_mismatch(root, manifest: dict) -> list[str]:
+    "Where the split directories under `root` and `manifest` disagree: a clip in two splits, a stored array the manifest does not list."
+    root, out = Path(root), []
+    listed = {s: {r["file"] for r in recs} for s, recs in manifest["splits"].items()}
+    ids = [r["id"] for recs in manifest["splits"].values() for r in recs]
+    out += [f"{i}: listed in more than one split" for i in sorted({i for i in ids if ids.count(i) > 1})]
+    for s in ("train", "test"):
+        for f in sorted((root / s).glob("*.npy")):
+            rel = f"{s}/{f.name}"
+            if rel not in listed.get(s, set()): out.append(f"{rel}: on disk but not in the {s} split of {MANIFEST}")
+    return out
+
+def dataset_identity(name: str, root) -> dict:
+    "What identifies prepared dataset `name` under `root`: its directory and the sha256 of its manifest."
+    d = (Path(root) / name).resolve()
+    return dict(dataset=name, dir=str(d), manifest_sha256=sha256_file(d / MANIFEST))
+
 def load_prepared(name: str, split: str, cfg: Config, *, verify: bool | None = None):
     "Windows of `cfg.n_obs + cfg.n_pred` frames over the `split` clips of prepared dataset `name` in `cfg.data_root`."
     if split not in ("train", "test"): raise ValueError(f"`split` must be 'train' or 'test', got {split!r}")
@@ -524,6 +557,9 @@ def load_prepared(name: str, split: str, cfg: Config, *, verify: bool | None = N
     want = [d["height"], d["width"], d["channels"]]
     bad = [r["file"] for r in records if r["shape"][1:] != want]
     if bad: raise ValueError(f"{root}: {bad[0]} holds frames {records[0]['shape'][1:]}, dataset {name!r} needs [H, W, C] = {want}")
+    if mismatch := disk_mismatch(root, m):
+        raise ValueError(f"{root}: the stored files and {MANIFEST} disagree: {'; '.join(mismatch[:3])}{' ...' if len(mismatch) > 3 else ''}. "
+                         f"Delete {root} and prepare it again: `{PREPARED[name]['command'].format(root=cfg.data_root)}`")
     problems = verify_files(root, records, full=bool(verify), size_only=verify is False)
     if problems:
         raise ValueError(f"{root}: {len(problems)} prepared file(s) no longer match {MANIFEST}: {'; '.join(problems[:3])}"
@@ -535,4 +571,5 @@ def load_prepared(name: str, split: str, cfg: Config, *, verify: bool | None = N
     if split == "test": ds = ClipWindows(clips, n_frames, frame_stride=cfg.frame_stride, mode="fixed", n_windows=cfg.n_test, names=ids)
     else: ds = ClipWindows(clips, n_frames, frame_stride=cfg.frame_stride, mode="random", n_windows=cfg.n_train, seed=cfg.seed, names=ids)
     ds.prepared = dict(name=name, root=str(root), split=split, options=m["options"])
+    ds.source = dataset_identity(name, cfg.data_root)   # recorded in config.json by cdnet.experiment
     return ds

@@ -8,11 +8,13 @@ import importlib.resources, json
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from .config import DATASETS
 from .metrics import PAPER_SCALE
 
 # %% auto #0
 __all__ = ['ASSETS', 'SETTINGS', 'SCALE', 'ROWS', 'ABLATION_ROWS', 'load_reference', 'paper_rows', 'collect_runs',
-           'collect_per_frame', 'compare_with_paper', 'summary_table', 'to_markdown', 'plot_per_frame']
+           'collect_per_frame', 'not_comparable', 'compare_with_paper', 'summary_table', 'to_markdown',
+           'plot_per_frame']
 
 # %% ../nbs/40_report.ipynb #cbffaaa3
 ASSETS = Path(str(importlib.resources.files("cdnet"))) / "assets"
@@ -28,6 +30,11 @@ def load_reference(path=None) -> pd.DataFrame:
 ROWS = {  # (model name, tag) -> [(table, paper row)]
     ("convlstm", None): [("T1", "ConvLSTM"), ("MMNIST", "ConvLSTM")],
     ("crevnet", None): [("T1", "CrevNet"), ("T3", "CrevNet"), ("MMNIST", "CrevNet")],
+    ("predrnn", None): [("T1", "PredRNN"), ("MMNIST", "PredRNN")],
+    ("mim", None): [("T1", "MIM"), ("MMNIST", "MIM")],
+    ("motionrnn", None): [("T1", "MotionRNN")],
+    ("phydnet", None): [("T1", "PhyDNet"), ("T3", "PhyDNet"), ("MMNIST", "PhyDNet")],
+    ("frnn", None): [("T1", "FRNN"), ("T3", "FRNN")],
     ("cdnet-released", None): [("T1", "CDNet"), ("T2", "CDNet"), ("T3", "CDNet")],
     ("cdnet-paper", None): [("T1", "CDNet"), ("T3", "CDNet")],
 }
@@ -47,6 +54,11 @@ def _read_json(p: Path):
     try: return json.loads(p.read_text())
     except (OSError, json.JSONDecodeError): return None
 
+def _test_data(d) -> str | None:
+    "The test data a run's `config.json` records, as text: a digit source, or `prepared <name> <dir> <manifest sha256>`."
+    if isinstance(d, dict) and "manifest_sha256" in d: return f"prepared {d.get('dataset')} {d.get('dir')} {d['manifest_sha256']}"
+    return d if isinstance(d, str) and d else None
+
 def collect_runs(root) -> pd.DataFrame:
     "Every run under `root`: one row per run, convention and metric (raw units)."
     rows = []
@@ -58,7 +70,8 @@ def collect_runs(root) -> pd.DataFrame:
         base = dict(run=str(d.relative_to(root)), dataset=c["dataset"], preset=c["preset"], model=cfg.get("model_name", c["model"]),
                     tag=cfg.get("tag"), seed=c["seed"], params=cfg.get("params"), status=status.get("status", "unknown"),
                     train_seconds=(cfg.get("train") or {}).get("seconds"), device=(cfg.get("provenance") or {}).get("device"),
-                    reason=status.get("reason"))
+                    reason=status.get("reason"), n_obs=c.get("n_obs"), n_pred=c.get("n_pred"), frame_stride=c.get("frame_stride"),
+                    n_test=c.get("n_test"), test_data=_test_data((cfg.get("data") or {}).get("test")))
         if metrics is None or base["status"] != "done": rows.append(dict(base, convention=None, metric=None, value=np.nan)); continue
         for conv, ms in metrics["summary"].items():
             for m, v in ms.items(): rows.append(dict(base, convention=conv, metric=m, value=np.nan if v is None else v))
@@ -75,11 +88,26 @@ def collect_per_frame(root) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 # %% ../nbs/40_report.ipynb #a1331380
+def not_comparable(run: pd.Series, published: pd.Series) -> str:
+    "Why the row `run` of `collect_runs` is not like-for-like with the `published` reference row ('' when it is)."
+    get = lambda k: None if k not in run or (not isinstance(run[k], str) and pd.isna(run[k])) else run[k]
+    d, why, data = DATASETS.get(run["dataset"], {}), [], get("test_data")
+    if run["preset"] != "paper": why.append(f"preset {run['preset']}, not paper")
+    if (get("n_obs"), get("n_pred")) != (d.get("n_obs"), d.get("n_pred")):
+        why.append(f"{get('n_obs')} -> {get('n_pred')} frames, the setting is {d.get('n_obs')} -> {d.get('n_pred')}")
+    if get("frame_stride") != 1: why.append(f"frame_stride {get('frame_stride')}, not 1")
+    if get("n_test") is not None: why.append(f"{get('n_test')} test windows, not the whole test set")
+    if data is None: why.append("test data not recorded")
+    elif run["dataset"] == "mmnist" and not data.startswith("mnist-test"): why.append(f"test digits {data}, not the MNIST test set")
+    if run["convention"] != published["convention"]:
+        why.append(f"{run['convention']} convention, the published number is {published['convention']}")
+    return "; ".join(why)
+
 def compare_with_paper(runs: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
     "Runs in paper units with the published value, the difference and whether the two are comparable."
     reference = load_reference() if reference is None else reference
     df = runs.dropna(subset=["metric"]).copy()
-    cols = ["table", "paper_row", "published", "difference", "comparable"]
+    cols = ["table", "paper_row", "published", "difference", "comparable", "not_comparable"]
     if df.empty: return df.assign(value_paper_units=[], **{c: [] for c in cols})
     df["value_paper_units"] = df.value * df.metric.map(SCALE)
     out = []
@@ -90,9 +118,11 @@ def compare_with_paper(runs: pd.DataFrame, reference: pd.DataFrame | None = None
             pub = reference[(reference.table == table) & (reference.setting == setting) & (reference.row == row) & (reference.metric == r.metric)]
             if len(pub):
                 v = float(pub.value.iloc[0]) / float(pub.scale.iloc[0]) * SCALE.get(r.metric, 1.0)  # published, in paper units
+                why = not_comparable(r, pub.iloc[0])
                 out.append(dict(r, table=table, paper_row=row, published=v, difference=r.value_paper_units - v,
-                                comparable=r.preset == "paper")); found = True
-        if not found: out.append(dict(r, table=None, paper_row=None, published=np.nan, difference=np.nan, comparable=False))
+                                comparable=not why, not_comparable=why)); found = True
+        if not found: out.append(dict(r, table=None, paper_row=None, published=np.nan, difference=np.nan, comparable=False,
+                                      not_comparable="no published number"))
     return pd.DataFrame(out)
 
 # %% ../nbs/40_report.ipynb #bbf287c9

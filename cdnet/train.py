@@ -58,13 +58,19 @@ def epoch_batches(n: int, batch_size: int, iters: int, epoch: int, seed: int) ->
 
 # %% ../nbs/30_train.ipynb #c6626dd8
 def rng_states() -> dict:
-    s = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
-    if torch.cuda.is_available(): s["cuda"] = torch.cuda.get_rng_state_all()
+    "The python, numpy, torch and CUDA generator states; torch's as numpy arrays, which `torch.load(map_location=...)` never moves."
+    s = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state().numpy())
+    if torch.cuda.is_available(): s["cuda"] = [t.numpy() for t in torch.cuda.get_rng_state_all()]
     return s
 
+def _cpu_state(x) -> torch.Tensor:
+    "A saved generator state as the CPU uint8 tensor torch requires (from numpy, or from a tensor a `map_location` moved to a GPU)."
+    return torch.from_numpy(np.array(x, np.uint8)) if isinstance(x, np.ndarray) else torch.as_tensor(x).detach().to("cpu", torch.uint8)
+
 def set_rng_states(s: dict):
-    random.setstate(s["python"]); np.random.set_state(s["numpy"]); torch.set_rng_state(s["torch"])
-    if "cuda" in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
+    "Restore the states of `rng_states` (also from checkpoints that stored torch tensors, wherever they were loaded to)."
+    random.setstate(s["python"]); np.random.set_state(s["numpy"]); torch.set_rng_state(_cpu_state(s["torch"]))
+    if "cuda" in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all([_cpu_state(t) for t in s["cuda"]])
 
 def save_checkpoint(path, *, model, optimizer=None, scheduler=None, step=0, config=None, rng=None, **extra):
     "Atomically write a checkpoint to `path` (generator states `rng`, default: the current ones)."

@@ -1,9 +1,13 @@
 """Build the documentation site offline: nbdev's processed notebooks -> mkdocs-material pages.
 
-nbdev_proc_nbs (nbdev 2) renders each notebook as nbdev_docs would for Quarto: API docs from
-`show_doc`, export cells hidden, front matter from the title cell. This script turns that
-Quarto-flavoured output into plain notebooks that mkdocs-jupyter renders, adds the reproduction
-reports, and runs `mkdocs build`. Users who have Quarto can run `nbdev_docs` instead.
+nbdev's notebook processing (`nbdev.serve.proc_nbs`, the step of nbdev_proc_nbs that renders each
+notebook as nbdev_docs would for Quarto: API docs from `show_doc`, export cells hidden, front
+matter from the title cell) writes `_proc/`. It is called directly: the `nbdev_proc_nbs` command
+first installs Quarto when it is missing (sudo, a download, then `pip install -e .` with whatever
+pip is first on the PATH), and building the site must touch nothing outside the checkout and
+`.venv/`. This script turns the Quarto-flavoured output into plain notebooks that mkdocs-jupyter
+renders, adds the reproduction reports, and runs `mkdocs build`. Users who have Quarto can run
+`nbdev_docs` instead.
 """
 from __future__ import annotations
 import argparse, json, os, re, shutil, subprocess, sys
@@ -61,13 +65,20 @@ def md_notebook(title: str, text: str) -> dict:
     return dict(cells=[dict(cell_type="markdown", metadata={}, source=f"# {title}\n\n{text}")], metadata={}, nbformat=4, nbformat_minor=5)
 
 
+def process_notebooks() -> Path:
+    "nbs/ -> _proc/ as nbdev_proc_nbs does, without its Quarto installer (no sudo, pip or download)."
+    from nbdev.serve import proc_nbs
+    os.chdir(ROOT)                                   # nbdev finds settings.ini from the working directory
+    return proc_nbs(str(ROOT / "nbs"), n_workers=min(4, os.cpu_count() or 1))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--skip-proc", action="store_true", help="reuse _proc/ from an earlier nbdev_proc_nbs")
+    ap.add_argument("--skip-proc", action="store_true", help="reuse _proc/ from an earlier run")
     ap.add_argument("--no-build", action="store_true", help="prepare _site_src/ only, do not run mkdocs")
     a = ap.parse_args(argv)
     bin_ = Path(sys.executable).parent
-    if not a.skip_proc: subprocess.run([str(bin_ / "nbdev_proc_nbs")], cwd=ROOT, check=True)
+    if not a.skip_proc: process_notebooks()
     if SRC.exists(): shutil.rmtree(SRC)
     SRC.mkdir()
     names = page_names(ROOT / "nbs")

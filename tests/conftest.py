@@ -21,3 +21,8 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def pytest_configure(config):
+    # registered here rather than in pyproject.toml, whose hash decides when scripts/setup.sh reinstalls
+    config.addinivalue_line("markers", "cuda: needs a CUDA device (skipped without one)")

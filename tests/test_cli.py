@@ -31,16 +31,20 @@ def data_args(mnist_dir):
     return [f"mnist_dir={mnist_dir}"] if mnist_dir else []
 
 
+TRAINED = ("convlstm", "predrnn", "mim", "motionrnn", "phydnet", "frnn")  # trained by `cdnet train` in the fixture below
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, mnist_dir):
-    "A ConvLSTM trained at the smoke preset on Moving MNIST through `cdnet train`, and an untrained smoke CDNet's checkpoint."
+    "The frame-level models trained at the smoke preset on Moving MNIST through `cdnet train`, and an untrained smoke CDNet's checkpoint."
     from cdnet.config import resolve_config
     from cdnet.train import save_checkpoint
     from cdnet.zoo import build_model
     tmp = tmp_path_factory.mktemp("runs")
-    code = main(["train", "--preset", "smoke", "--dataset", "mmnist", "--model", "convlstm", "--out", str(tmp / "convlstm"), "--quiet",
-                 "convlstm_hidden=4", f"out_dir={tmp}", *data_args(mnist_dir)])
-    assert code == 0
+    for model in TRAINED:
+        code = main(["train", "--preset", "smoke", "--dataset", "mmnist", "--model", model, "--out", str(tmp / model), "--quiet",
+                     "convlstm_hidden=4", f"out_dir={tmp}", *data_args(mnist_dir)])
+        assert code == 0, model
     # a CDNet step at 64x64 takes seconds on a small CPU: predict only needs the checkpoint format, so skip the training
     cfg = resolve_config("smoke", model="cdnet", dataset="mmnist", verbose=False)
     torch.manual_seed(0)
@@ -80,21 +84,35 @@ def test_params(capsys):
     got = {(r["model"], r["variant"]): r["params"] for r in rows}
     assert got[("cdnet", "released")] == 21_862_020 and got[("cdnet", "paper")] == 11_354_628
     assert got[("crevnet", "-")] == 46_951_524
+    assert got[("phydnet", "-")] > 0 and got[("frnn", "-")] > 0
     code, out, _ = cli(capsys, "params", "--model", "cdnet", "--format", "json")  # the specification's table
     assert {r["params"] for r in json.loads(out)} == {21_862_020, 23_134_212, 11_354_628, 16_369_092, 14_340_612}
     code, _, err = cli(capsys, "params", "--model", "convlstm")
     assert code == 2 and "give --dataset" in err
+    # the recurrent baselines: published configurations with their source, and at the paper preset
+    code, out, _ = cli(capsys, "params", "--format", "json")
+    got = {r["model"]: (r["params"], r["variant"]) for r in json.loads(out) if r["model"] in ("PredRNN", "MIM", "MotionRNN")}
+    assert got == {"PredRNN": (23_838_720, "OpenSTL configs/mmnist/PredRNN.py"), "MIM": (37_945_344, "OpenSTL configs/mmnist/MIM.py"),
+                   "MotionRNN": (7_214_657, "thuml/MotionRNN human_script/MotionRNN_PredRNN_human_train.sh")}
+    code, out, _ = cli(capsys, "params", "--model", "predrnn", "--dataset", "mmnist")
+    assert code == 0 and "23,838,720" in out
+    code, out, _ = cli(capsys, "params", "--model", "phydnet")      # the published configurations, with their source
+    assert code == 0 and "3,091,732" in out and "configs/mmnist/PhyDNet.py" in out
+    code, out, _ = cli(capsys, "params", "--model", "frnn")
+    assert code == 0 and "105,709,219" in out and "model/ucf101/model_frnn.py" in out
 
 
 # -- train, evaluate, predict ----------------------------------------------------------------------
 
-def test_train_writes_a_run(runs):
-    run = runs / "convlstm"
+@pytest.mark.parametrize("model", TRAINED)
+def test_train_writes_a_run(runs, model):
+    run = runs / model
     assert json.loads((run / "status.json").read_text())["status"] == "done"
     assert (run / "checkpoint.pt").is_file() and (run / "metrics.json").is_file()
     assert [int(r.split(",")[0]) for r in (run / "train_log.csv").read_text().splitlines()[1:]] == [1, 2]
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["config"]["convlstm_hidden"] == 4 and cfg["train"]["amp"] is None and cfg["train"]["world_size"] == 1
+    assert cfg["config"]["model"] == model and cfg["train"]["amp"] is None and cfg["train"]["world_size"] == 1
+    assert cfg["config"]["convlstm_hidden"] == 4 and cfg["switches"]["hidden"] == (4 if model == "convlstm" else 8)
 
 
 def test_train_config_file_and_usage_errors(tmp_path, capsys, mnist_dir):
@@ -110,6 +128,24 @@ def test_train_config_file_and_usage_errors(tmp_path, capsys, mnist_dir):
     assert code == 2 and err.startswith("cdnet train: error: invalid value for `lr`: -1")
     code, _, err = cli(capsys, "train", "--config", tmp_path / "missing.yaml")
     assert code == 1 and "config file not found" in err
+
+
+def test_train_config_values_of_the_wrong_type(tmp_path, capsys, mnist_dir):
+    "YAML 1.1 reads 1e-4 as text; quoted numbers are text: converted by the command line's rule, anything else refused by name."
+    (tmp_path / "run.yaml").write_text("preset: smoke\nmodel: copy-last\nlr: 1e-4\narea_weight: 1e-4\nseed: '7'\nlr_gamma: '0.2'\n")
+    code, _, err = cli(capsys, "train", "--config", tmp_path / "run.yaml", "--out", tmp_path / "ok", *data_args(mnist_dir))
+    assert code == 0, err
+    cfg = json.loads((tmp_path / "ok" / "config.json").read_text())["config"]
+    assert (cfg["lr"], cfg["area_weight"], cfg["seed"], cfg["lr_gamma"]) == (1e-4, 1e-4, 7, 0.2)
+    for line, message in (("seed: 1000.0", "invalid value for `seed`: 1000.0 (allowed: an integer)"),
+                          ("device: 0", "invalid value for `device`: 0 (allowed: text)"),
+                          ("area_weight: small", "invalid value for `area_weight`: 'small' (allowed: a number)"),
+                          ("amp: maybe", "invalid value for `amp`: 'maybe'")):
+        (tmp_path / "bad.yaml").write_text(f"preset: smoke\nmodel: copy-last\n{line}\n")
+        code, _, err = cli(capsys, "train", "--config", tmp_path / "bad.yaml", "--out", tmp_path / "bad")
+        assert code == 2 and message in err and "Traceback" not in err, err
+    code, _, err = cli(capsys, "train", "--preset", "smoke", "seed=1000.0")
+    assert code == 2 and "invalid value for `seed`: 1000.0 (allowed: an integer)" in err
 
 
 def test_train_runtime_error_and_debug(tmp_path, capsys, mnist_dir):
@@ -152,6 +188,7 @@ def test_evaluate(runs, tmp_path, capsys):
     assert code == 0 and f"results: {tmp_path / 'ev'}" in out
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m["conventions"] == ["authors"] and m["n_sequences"] == 4 and m["summary"]["authors"]["mse"] > 0
+    assert m["test_data"] and m["test_data"] == json.loads((runs / "convlstm" / "config.json").read_text())["data"]["test"]
     # the same numbers as the evaluation at the end of training
     trained = json.loads((runs / "convlstm" / "metrics.json").read_text())
     for k, v in trained["summary"]["authors"].items():
@@ -180,13 +217,23 @@ def test_predict_synthetic_video(runs, tmp_path, capsys):
     assert last[:, -64:].max() > 0                                            # a predicted frame: some error
 
 
-def test_predict_frame_directory(runs, tmp_path, capsys):
+@pytest.mark.parametrize("model", TRAINED)
+def test_predict_frame_directory(runs, tmp_path, capsys, model):
     (tmp_path / "frames").mkdir()
     for i in range(8):
         Image.fromarray(np.full((40, 30, 3), 30 * i, np.uint8)).save(tmp_path / "frames" / f"{i:04d}.jpg")
-    code, _, _ = cli(capsys, "predict", "--checkpoint", runs / "convlstm" / "checkpoint.pt", "--input", tmp_path / "frames",
-                     "--context", 4, "--horizon", 4, "--out", tmp_path / "d.gif")
+    code, out, _ = cli(capsys, "predict", "--checkpoint", runs / model / "checkpoint.pt", "--input", tmp_path / "frames",
+                       "--context", 4, "--horizon", 4, "--out", tmp_path / "d.gif")
     assert code == 0 and Image.open(tmp_path / "d.gif").n_frames == 8
+    # the MSE printed is that of the model's own prediction on the fitted frames
+    from cdnet.cli import fit_frame, load_trained
+    from cdnet.data import to_float_frames
+    net, cfg = load_trained(runs / model / "checkpoint.pt")
+    frames = [np.asarray(Image.open(tmp_path / "frames" / f"{i:04d}.jpg")) for i in range(8)]
+    clip = to_float_frames(np.stack([fit_frame(f, 64, 64, 1) for f in frames]))[None]
+    with torch.no_grad(): pred = net.predict(clip[:, :4], 4).clamp(0, 1)
+    mse = ((pred - clip[:, 4:]) ** 2).sum(dim=(2, 3, 4))[0]
+    assert out.split("(sum over pixels): ")[1].split()[:4] == [f"{x:.4g}" for x in mse.tolist()]
 
 
 @pytest.mark.skipif(not BEDROOM.is_file(), reason=f"{BEDROOM} not present")

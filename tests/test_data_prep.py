@@ -196,6 +196,29 @@ def test_ucf101_settings(tmp_path):
     assert r.returncode == 1 and "v_Rowing_g09_c01.avi: listed in the split but not found" in r.stderr
 
 
+
+def test_ucf101_overlapping_lists_refused(tmp_path):
+    "A video in both lists would be written to train/ and test/ but listed once: refused, naming it (plain and official list formats)."
+    names = ["v_Fencing_g01_c01", "v_Fencing_g20_c02", "v_Rowing_g08_c03"]
+    make_ucf(tmp_path / "src", names)
+    for train, test in (("v_Fencing_g01_c01\nv_Fencing_g20_c02\n", "v_Rowing_g08_c03\nv_Fencing_g20_c02\n"),
+                        ("Fencing/v_Fencing_g01_c01.avi 1\nFencing/v_Fencing_g20_c02.avi 1\n", "Fencing/v_Fencing_g20_c02.avi\n")):
+        (tmp_path / "train.txt").write_text(train); (tmp_path / "test.txt").write_text(test)
+        r = cli("ucf101.py", "--src", tmp_path / "src", "--out", tmp_path / "u64", "--setting", "64x88", "--quiet",
+                "--train-list", tmp_path / "train.txt", "--test-list", tmp_path / "test.txt")
+        assert r.returncode == 2 and "share 1 video(s), e.g. v_Fencing_g20_c02" in r.stderr, r.stderr
+        assert not (tmp_path / "u64").exists()
+    (tmp_path / "test.txt").write_text("Rowing/v_Rowing_g08_c03.avi 2\n")                 # official trainlist0N.txt format
+    r = cli("ucf101.py", "--src", tmp_path / "src", "--out", tmp_path / "u64", "--setting", "64x88", "--quiet",
+            "--train-list", tmp_path / "train.txt", "--test-list", tmp_path / "test.txt")
+    assert r.returncode == 0, r.stderr
+    assert {k: r["split"] for k, r in records(json.loads((tmp_path / "u64" / MANIFEST).read_text())).items()} == {
+        "v_Fencing_g01_c01": "train", "v_Fencing_g20_c02": "train", "v_Rowing_g08_c03": "test"}
+    (tmp_path / "train.txt").write_text("v_Fencing_g01_c01\nv_Fencing_g01_c01\n")
+    r = cli("ucf101.py", "--src", tmp_path / "src", "--out", tmp_path / "u64c", "--setting", "64x88", "--quiet",
+            "--train-list", tmp_path / "train.txt", "--test-list", tmp_path / "test.txt")
+    assert r.returncode == 2 and "v_Fencing_g01_c01 is listed twice" in r.stderr
+
 # -- loader ----------------------------------------------------------------------------------------
 
 def test_loader_windows(h36m_videos, tmp_path):
@@ -299,3 +322,47 @@ def test_download_checks_sha256(tmp_path, monkeypatch):
     assert not (tmp_path / "clips" / "01_dog.mp4").exists()
     monkeypatch.setattr(prepared, "CLIPS_BASE_URL", "http://127.0.0.1:9/")   # nothing listens: no network
     with pytest.raises(OSError, match="copy 02_cups.mp4 into"): prepared.download_clips(tmp_path / "clips", ["02_cups"], timeout=2)
+
+
+
+def test_config_records_prepared_dataset_identity(h36m_videos, tmp_path):
+    "config.json of a run on each kind of prepared dataset names its directory and the sha256 of its manifest."
+    from cdnet.experiment import run_experiment
+    from cdnet.prepared import Clip, Recipe, prepare, write_video
+    from fixtures.data_prep_fixtures import pattern_frames
+    root = tmp_path / "data"
+    prepare_human36m(h36m_videos, root / "human36m", video_step=1, **QUIET)
+    names = ["v_Fencing_g01_c01", "v_Fencing_g20_c02", "v_Rowing_g08_c03"]
+    make_ucf(tmp_path / "ucf", names)
+    (tmp_path / "train.txt").write_text("v_Fencing_g01_c01\n"); (tmp_path / "test.txt").write_text("v_Fencing_g20_c02\n")
+    prepare_ucf101(tmp_path / "ucf", root / "ucf101_64x88", "64x88", train_list=tmp_path / "train.txt", test_list=tmp_path / "test.txt", **QUIET)
+    prepare_ucf101(tmp_path / "ucf", root / "ucf101_160x120", "160x120", **QUIET)
+    videos = [write_video(tmp_path / f"c{k}.mp4", pattern_frames(8, 48, 64)) for k in range(2)]
+    for name, size in (("clips_128", (128, 128)), ("clips_160x120", (120, 160))):
+        clips = [Clip(f"c{k}", split, "video", (str(v),), v.name) for k, (split, v) in enumerate(zip(("train", "test"), videos))]
+        prepare(name, clips, root / name, Recipe((size,), size[1] / size[0]), {}, progress=False, log=lambda s: None)
+    for name in ("human36m", "ucf101_64x88", "ucf101_160x120", "clips_128", "clips_160x120"):
+        cfg = resolve_config("smoke", verbose=False, dataset=name, data_root=str(root), model="copy-last", n_obs=2, n_pred=2,
+                             out_dir=str(tmp_path / "results"))
+        out = run_experiment(cfg, progress=False)["out"]
+        data = json.loads((out / "config.json").read_text())["data"]
+        want = dict(dataset=name, dir=str((root / name).resolve()), manifest_sha256=sha256_file(root / name / MANIFEST))
+        assert data["train"] == want and data["test"] == want, (name, data)
+        assert json.loads((out / "metrics.json").read_text())["test_data"] == want
+
+
+def test_trimmed_video_prepares(tmp_path):
+    "A clip cut with `ffmpeg -ss ... -c copy` (an edit list hides the first packets) is prepared with the frames a player shows."
+    import imageio_ffmpeg
+    from cdnet.prepared import Clip, Recipe, prepare, write_video
+    from fixtures.data_prep_fixtures import pattern_frames
+    src = write_video(tmp_path / "full.mp4", pattern_frames(30, 48, 64))                  # 30 frames at 25 fps
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-ss", "0.2", "-i", str(src), "-c", "copy",
+                    str(tmp_path / "cut.mp4")], check=True)
+    assert container_frame_count(tmp_path / "cut.mp4") == 25
+    m = prepare("clips_128", [Clip("cut", "test", "video", (str(tmp_path / "cut.mp4"),), "cut.mp4")], tmp_path / "clips_128",
+                Recipe(((128, 128),), 1.0), {}, progress=False, log=lambda s: None)
+    rec = m["splits"]["test"][0]
+    assert rec["source_frames"] == 25 and rec["shape"] == [25, 128, 128, 3]
+    a = np.load(tmp_path / "clips_128" / rec["file"])
+    assert abs(float(a[0, 100, 100].mean()) - (20 + STEP * 5)) <= 3                       # the first frame shown is source frame 5

@@ -1,8 +1,11 @@
 """The documentation site: every notebook has a page, and the offline build produces it."""
 import re
+import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
+import pytest
 from conftest import ROOT
 
 
@@ -16,8 +19,37 @@ def test_every_notebook_is_in_the_nav():
     assert not missing, f"notebooks without a page in mkdocs.yml's nav: {missing}"
 
 
-def test_site_builds_with_a_page_per_notebook(tmp_path):
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_docs.py")], cwd=ROOT, check=True, capture_output=True)
+SHIMS = ("sudo", "pip", "pip3", "curl", "wget", "dpkg", "apt-get")   # what nbdev's Quarto installer runs
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """`bash scripts/docs.sh` on a machine without Quarto (the case where nbdev_proc_nbs installs it), with an empty HOME
+    and a PATH whose sudo, pip, curl, wget ... only record that they were called, and fail."""
+    tmp = tmp_path_factory.mktemp("docs")
+    shims, home, calls = tmp / "shims", tmp / "home", tmp / "calls"
+    shims.mkdir(); home.mkdir()
+    for name in SHIMS:
+        (shims / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "{calls}"\nexit 1\n'); (shims / name).chmod(0o755)
+    site_packages = Path(sysconfig.get_paths()["purelib"])
+    before = sorted(p.name for p in site_packages.iterdir())
+    path = f"{shims}:/usr/bin:/bin"
+    env = dict(HOME=str(home), PATH=path, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", LANG="C.UTF-8")
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "docs.sh")], cwd=ROOT, env=env, capture_output=True, text=True)
+    return dict(r=r, calls=calls.read_text().splitlines() if calls.exists() else [], home=sorted(p.name for p in home.iterdir()),
+                site_packages=(before, sorted(p.name for p in site_packages.iterdir())), quarto=shutil.which("quarto", path=path))
+
+
+def test_docs_build_touches_nothing_outside_the_checkout(built):
+    assert built["r"].returncode == 0, built["r"].stderr[-3000:]
+    assert built["calls"] == [], f"the documentation build ran {built['calls']}"
+    assert built["home"] == [], f"the documentation build wrote into HOME: {built['home']}"
+    before, after = built["site_packages"]
+    assert before == after                                     # nothing installed or removed
+
+
+def test_site_builds_with_a_page_per_notebook(built):
+    assert built["r"].returncode == 0, built["r"].stderr[-3000:]
     site = ROOT / "site"
     for stem in notebooks():
         page = site / ("" if stem == "index" else stem) / "index.html"

@@ -9,10 +9,13 @@ from cdnet.compat import authors_key_map, export_authors_weights, load_authors_w
 from cdnet.losses import area_loss
 from cdnet.models.cdnet import CDNet, resolve_variant
 from cdnet.models.crevnet import CrevNet
+from cdnet.models.mim import MIM
+from cdnet.models.motionrnn import MotionRNN
+from cdnet.models.predrnn import PredRNN
 from cdnet.modules.autoencoder import InvertibleAutoencoder, stream_width
 from cdnet.modules.cells import AttentionGate, CellState, MaskHead, STCell
 from cdnet.modules.global_info import GlobalInfo, StateInit, Updater
-from cdnet.params import count_params, param_table
+from cdnet.params import baseline_rows, count_params, param_table
 
 torch.set_num_threads(1)
 RGB = dict(channels=3, height=128, width=128, n_obs=4)
@@ -27,7 +30,8 @@ def meta_count(cls, **kw):
 def test_param_table_matches_spec():
     rows = param_table()
     assert [r["params"] for r in rows] == [937_572, 21_862_020, 23_134_212, 11_354_628, 16_369_092,
-                                           14_340_612, 46_951_524, 4_997_444, 104_516]
+                                           14_340_612, 46_951_524, 4_997_444, 104_516,
+                                           3_091_732, 105_709_219]
     assert all(set(r) == {"model", "variant", "switches", "dataset", "params"} for r in rows)
     assert round(100 * (1 - rows[2]["params"] / rows[6]["params"]), 2) == 50.73   # Table 5
 
@@ -51,6 +55,17 @@ def test_model_counts():
     assert meta_count(CDNet, **RGB, refine_cells=1, motion_mask=False) == 14_340_612
     assert meta_count(CrevNet, **RGB) == 46_951_524
     assert meta_count(CrevNet, channels=1, height=64, width=64, n_obs=10, gate="conv1") == 4_997_444
+
+
+def test_recurrent_baseline_counts():
+    "PredRNN and MIM at OpenSTL's Moving MNIST configuration, MotionRNN at its official Human3.6M script."
+    mnist = dict(channels=1, height=64, width=64)
+    assert meta_count(PredRNN, **mnist, hidden=128, layers=4, kernel=5, patch=4) == 23_838_720   # OpenSTL: 23.8M
+    mim = meta_count(MIM, **mnist, hidden=128, layers=4, kernel=5, patch=4)
+    assert mim == 37_945_344 and mim + 3 * 256 * 128 == 38_043_648   # OpenSTL's 38.0M has three unused 1x1 convs more
+    assert abs(mim / 38.0e6 - 1) < 0.005
+    assert meta_count(MotionRNN, channels=3, height=128, width=128, hidden=64, layers=4, kernel=5, patch=4) == 7_214_657
+    assert [r["params"] for r in baseline_rows()] == [23_838_720, 37_945_344, 7_214_657]
 
 
 def test_ablation_switches_remove_exactly_their_modules():
@@ -232,8 +247,10 @@ def test_exact_and_none_give_the_same_gradients():
 
 def test_model_contract():
     frames = torch.rand(2, 7, 3, 16, 16)
+    rnn = dict(channels=3, height=16, width=16, hidden=4, layers=2, kernel=3, patch=2)
     for m in (CDNet(channels=3, height=16, width=16, n_obs=4, hidden=2, refine_iters=2, variant="paper"),
-              CrevNet(channels=3, height=16, width=16, n_obs=4, hidden=2, layers=2)):
+              CrevNet(channels=3, height=16, width=16, n_obs=4, hidden=2, layers=2),
+              PredRNN(**rnn), MIM(**rnn), MotionRNN(**rnn), MotionRNN(**rnn, sampling="shared", layer_norm=True)):
         loss, terms = m.loss(frames, 4, epoch=7)
         assert loss.ndim == 0 and torch.isfinite(loss) and all(isinstance(v, float) for v in terms.values())
         assert m.predict(frames[:, :4], 3).shape == (2, 3, 3, 16, 16)

@@ -17,7 +17,8 @@ def test_main_results_smoke(tmp_path, mnist_dir):
     res = tmp_path / "results"
     run_nb("nbs/main_results.ipynb", tmp_path, preset="smoke", out_dir=str(res), mnist_dir=mnist_dir)
     table = pd.read_csv(res / "mmnist" / "smoke" / "main_results.csv")
-    models = {"copy-last", "mean-frame", "convlstm", "crevnet", "cdnet-released", "cdnet-paper"}
+    models = {"copy-last", "mean-frame", "convlstm", "predrnn", "mim", "motionrnn", "phydnet", "frnn", "crevnet", "cdnet-released",
+              "cdnet-paper"}
     assert set(table.model) == models and set(table.convention) == {"standard", "authors"}
     for m in models:
         run = res / "mmnist" / "smoke" / m / "seed1234"
@@ -43,3 +44,53 @@ def test_main_results_bad_parameter(tmp_path):
         run_nb("nbs/main_results.ipynb", tmp_path, preset="smoke", models="copy-last,transformer", out_dir=str(tmp_path / "r"))
     assert "invalid value for `model`: 'transformer'" in str(e.value)
     assert not (tmp_path / "r").exists()      # nothing written before the configuration is valid
+
+
+REPRODUCTION = sorted([*(ROOT / "nbs").glob("[a-z]*.ipynb"), ROOT / "reports" / "report.ipynb"])
+
+
+def parameters(nb: Path) -> list[tuple[str, str, str]]:
+    "(name, type, comment) of each line of a notebook's `parameters` cell."
+    import re
+    cells = json.loads(nb.read_text())["cells"]
+    cell = next((c for c in cells if "parameters" in c["metadata"].get("tags", [])), None)
+    return [] if cell is None else re.findall(r"^(\w+)\s*:\s*(\w+)\s*=[^#\n]*#?(.*)$", "".join(cell["source"]), re.M)
+
+
+@pytest.mark.parametrize("nb", REPRODUCTION, ids=lambda p: p.stem)
+def test_boolean_parameters_use_the_shared_conversion(nb):
+    "papermill passes `-p reuse false` as the text 'false': every on/off parameter goes through cdnet.config.to_bool."
+    text = nb.read_text()
+    for name, typ, comment in parameters(nb):
+        if typ == "bool" or "true | false" in comment:
+            assert f'to_bool(\\"{name}\\", {name})' in text or f'bool_switch(\\"{name}\\", {name})' in text, \
+                f"{nb.name}: the parameter {name} is not converted by cdnet.config.to_bool"
+
+
+def test_main_results_boolean_text(tmp_path, mnist_dir):
+    "reuse='false' (papermill's text) trains again; reuse='true' reads the finished run back; other text is refused by name."
+    res = tmp_path / "results"
+    common = dict(preset="smoke", models="copy-last", out_dir=str(res), mnist_dir=mnist_dir)
+    run_nb("nbs/main_results.ipynb", tmp_path, **common)
+    metrics = res / "mmnist" / "smoke" / "copy-last" / "seed1234" / "metrics.json"
+    m = json.loads(metrics.read_text()); true_mse = m["summary"]["standard"]["mse"]
+    m["summary"]["standard"]["mse"] = 999.0; metrics.write_text(json.dumps(m))      # marks a read-back run
+    table = lambda: pd.read_csv(res / "mmnist" / "smoke" / "main_results.csv").query("convention == 'standard'").mse.iloc[0]
+    run_nb("nbs/main_results.ipynb", tmp_path, **common, reuse="true")
+    assert table() == 999.0
+    run_nb("nbs/main_results.ipynb", tmp_path, **common, reuse="false")
+    assert table() == pytest.approx(true_mse)
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        run_nb("nbs/main_results.ipynb", tmp_path, **common, stop_on_failure="maybe")
+    assert "invalid value for `stop_on_failure`: 'maybe'" in str(e.value)
+
+
+@pytest.mark.parametrize("nb, params, message", [
+    ("nbs/long_horizon.ipynb", dict(reuse="maybe"), "invalid value for `reuse`: 'maybe'"),
+    ("nbs/ablation.ipynb", dict(use_mask="maybe"), "invalid value for `use_mask`: 'maybe' (allowed: auto | true | false"),
+])
+def test_boolean_parameter_text_refused_by_name(nb, params, message, tmp_path):
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        run_nb(nb, tmp_path, preset="smoke", out_dir=str(tmp_path / "r"), **params)
+    assert message in str(e.value)
+    assert not (tmp_path / "r").exists()

@@ -18,6 +18,11 @@ from cdnet.config import resolve_config
 from cdnet.data import ClipWindows
 from cdnet.models.baselines import ConvLSTM
 from cdnet.models.cdnet import CDNet
+from cdnet.models.mim import MIM
+from cdnet.models.motionrnn import MotionRNN
+from cdnet.models.predrnn import PredRNN
+from cdnet.models.frnn import FRNN
+from cdnet.models.phydnet import PhyDNet
 from cdnet.train import distributed, load_checkpoint, train
 
 pytestmark = pytest.mark.filterwarnings("ignore:LPIPS is unavailable")
@@ -34,6 +39,11 @@ def clips_dataset(size=16, channels=1):
 def make_model(kind):
     torch.manual_seed(0)
     if kind == "convlstm": return ConvLSTM(channels=1, hidden=4, layers=1, patch=2)
+    if kind in ("predrnn", "mim", "motionrnn"):   # the linear schedule reaches 0 in epoch 1: both ways of feeding are exercised
+        cls = dict(predrnn=PredRNN, mim=MIM, motionrnn=MotionRNN)[kind]
+        return cls(channels=1, height=16, width=16, hidden=4, layers=2, kernel=3, patch=2, sampling_stop=1)
+    if kind == "phydnet": return PhyDNet(channels=1, height=16, width=16, hidden=4)
+    if kind == "frnn": return FRNN(channels=1, width=4, layers=2)   # layer removal on: the draw must resume too
     return CDNet(channels=1, height=32, width=32, n_obs=N_OBS, hidden=4, refine_iters=2)
 
 
@@ -75,7 +85,7 @@ def log_steps(out):
     return [int(r["step"]) for r in csv.DictReader(open(out / "train_log.csv"))]
 
 
-@pytest.mark.parametrize("kind", ["convlstm", "cdnet"])
+@pytest.mark.parametrize("kind", ["convlstm", "cdnet", "predrnn", "mim", "motionrnn", "phydnet", "frnn"])
 def test_resume_is_bit_identical(kind, tmp_path):
     ds = clips_dataset(32 if kind == "cdnet" else 16)
     straight = run(kind, tmp_path / "straight", ds)
@@ -90,6 +100,40 @@ def test_resume_is_bit_identical(kind, tmp_path):
     assert load_checkpoint(tmp_path / "mid" / "checkpoint.pt")["step"] == 4
     assert_same_weights(straight, run(kind, tmp_path / "mid", ds, resume=True))
     assert log_steps(tmp_path / "mid") == [1, 2, 3, 4, 5, 6]
+
+
+def test_rng_states_restore_wherever_the_checkpoint_was_loaded(tmp_path):
+    "train() loads a checkpoint with map_location=its device, which moves every tensor there; the generator states must still restore."
+    m = make_model("convlstm")
+    train_mod.seed_everything(3)
+    train_mod.save_checkpoint(tmp_path / "c.pt", model=m)
+    want = (torch.rand(4), np.random.rand(2), __import__("random").random())
+    moved = load_checkpoint(tmp_path / "c.pt", map_location="meta")                      # as a GPU map_location moves them
+    assert next(iter(moved["model"].values())).device.type == "meta"
+    torch.manual_seed(99)
+    train_mod.set_rng_states(moved["rng"])
+    got = (torch.rand(4), np.random.rand(2), __import__("random").random())
+    assert torch.equal(got[0], want[0]) and np.array_equal(got[1], want[1]) and got[2] == want[2]
+    train_mod.seed_everything(3); s = dict(train_mod.rng_states(), torch=torch.get_rng_state())   # a checkpoint of torch tensors
+    torch.manual_seed(99); train_mod.set_rng_states(s)
+    assert torch.equal(torch.rand(4), want[0])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_resume_on_cuda(tmp_path):
+    "Resume on the GPU: the checkpoint is loaded onto the device and training continues from its step."
+    ds = clips_dataset(16)
+    cfg = lambda epochs: config("convlstm", epochs, device="cuda")
+    train(make_model("convlstm"), ds, cfg(1), tmp_path, device="cuda", progress=False)
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert saved["step"] == ITERS
+    m = make_model("convlstm")
+    train(m, ds, cfg(2), tmp_path, device="cuda", resume=True, progress=False)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2 * ITERS and log_steps(tmp_path) == list(range(1, 2 * ITERS + 1))
+    straight = make_model("convlstm")
+    train(straight, ds, cfg(2), tmp_path / "straight", device="cuda", progress=False)
+    for k, v in straight.state_dict().items(): assert torch.allclose(v, m.state_dict()[k], atol=1e-5), k
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -8,9 +8,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .cdnet import teacher_forcing_p  # the same scheduled sampling as CDNet
+from ..modules.recurrent import ConvLSTMCell, unroll
 
 # %% auto #0
-__all__ = ['CopyLast', 'MeanFrame', 'ConvLSTMCell', 'ConvLSTM']
+__all__ = ['CopyLast', 'MeanFrame', 'ConvLSTM']
 
 # %% ../../nbs/17_models.baselines.ipynb #80e791f7
 class CopyLast(nn.Module):
@@ -20,25 +21,6 @@ class CopyLast(nn.Module):
 class MeanFrame(nn.Module):
     "Predict the mean of the observed frames for every future frame."
     def predict(self, context, n_pred): return context.mean(1, keepdim=True).expand(-1, n_pred, -1, -1, -1).clone()
-
-# %% ../../nbs/17_models.baselines.ipynb #a44f3851
-class ConvLSTMCell(nn.Module):
-    "One ConvLSTM step with a k x k kernel: `forward(x, (H, C)) -> (H, (H, C))`."
-    def __init__(self, in_ch: int, hidden: int, kernel: int = 3):
-        super().__init__()
-        self.hidden = hidden
-        self.conv = nn.Conv2d(in_ch + hidden, 4 * hidden, kernel, padding=kernel // 2)
-
-    def init_state(self, x):
-        z = x.new_zeros(x.shape[0], self.hidden, *x.shape[2:])
-        return z, z
-
-    def forward(self, x, state=None):
-        h, c = self.init_state(x) if state is None else state
-        i, f, g, o = self.conv(torch.cat([x, h], 1)).chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        return h, (h, c)
 
 # %% ../../nbs/17_models.baselines.ipynb #648bebee
 class ConvLSTM(nn.Module):
@@ -61,15 +43,7 @@ class ConvLSTM(nn.Module):
 
     def unroll(self, frames, n_obs, n_out, feed_truth=None):
         "Predict frames 1..n_out from frame 0 on; step t reads truth when t < n_obs or `feed_truth(t)`."
-        states, preds, x = [None] * len(self.cells), [], frames[:, 0]
-        for t in range(n_out):
-            y, states = self.step(x, states)
-            preds.append(y)
-            if t + 1 < frames.shape[1]:
-                truth = t + 1 < n_obs or (feed_truth is not None and feed_truth(t + 1))
-                x = frames[:, t + 1] if truth else y
-            else: x = y
-        return torch.stack(preds, 1)
+        return unroll(self.step, frames, n_obs, n_out, feed_truth, states=[None] * len(self.cells))
 
     def predict(self, context, n_pred):
         n_obs = context.shape[1]
