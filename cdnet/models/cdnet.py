@@ -135,7 +135,7 @@ class CDNet(nn.Module):
         self.refine_update = StreamUpdate(w, h)
         self.global_info = GlobalInfo(w, h, self.n_past) if sw["use_global_info"] else None
         self.updater = Updater(h) if sw["use_global_info"] else None
-        if channels_last: self.to(memory_format=torch.channels_last_3d)
+        if channels_last: self.autoencoder.to(memory_format=torch.channels_last_3d)
 
     def init_state(self, enc: Tensor) -> CDNetState:
         "States at step 1 from the first encoding `[s0; s1]`: `(H0, C0, B0)` for every cell, `M = 0`."

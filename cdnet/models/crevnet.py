@@ -42,7 +42,7 @@ class CrevNet(nn.Module):
         self.autoencoder = InvertibleAutoencoder(channels, reversible_backprop=reversible_backprop)
         self.cells = nn.ModuleList(STCell(h, gates="released", use_mask=False) for _ in range(layers))
         self.updates = nn.ModuleList(StreamUpdate(w, h, gate=gate) for _ in range(layers))
-        if channels_last: self.to(memory_format=torch.channels_last_3d)
+        if channels_last: self.autoencoder.to(memory_format=torch.channels_last_3d)
 
     def step(self, x: Tensor, state: CrevNetState | None, k: int) -> tuple[list[Tensor], CrevNetState]:
         "One step on window `x[B, C, 3, H, W]`: `([decode], new state)`."

@@ -176,7 +176,7 @@ class InvertibleAutoencoder(nn.Module):
         check_frame_size(x.shape[-2], x.shape[-1], self.n_down)
         x = psi(x)
         half = x.shape[1] // 2
-        return self._run((x[:, :half], x[:, half:]), inverse=False)
+        return tuple(s.contiguous() for s in self._run((x[:, :half], x[:, half:]), inverse=False))  # the cells' layout
 
     def decode(self, s0: Tensor, s1: Tensor) -> Tensor:
         "Streams `(s0, s1)` -> window `[B, C, T, H, W]`, the exact inverse of `encode`."
