@@ -53,12 +53,31 @@ class MaskHead(nn.Module):
 # %% ../../nbs/11_modules.cells.ipynb #be034369
 GATES = ("paper", "released")
 
+class _StackedConv(torch.autograd.Function):
+    "conv3d with the weights (and biases) stacked on the output axis; keeps the separate weights for backward, not the stack."
+    @staticmethod
+    def forward(ctx, x, n, stride, padding, dilation, groups, *wb):
+        ws, bs = wb[:n], wb[n:]
+        ctx.conv, ctx.n, ctx.bias = (stride, padding, dilation, groups), n, len(bs) > 0
+        ctx.save_for_backward(x, *ws)
+        return F.conv3d(x, torch.cat(ws), torch.cat(bs) if bs else None, stride, padding, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, *ws = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.conv
+        w, sizes = torch.cat(ws), [t.shape[0] for t in ws]
+        mask = [ctx.needs_input_grad[0], any(ctx.needs_input_grad[6:6 + ctx.n]), ctx.bias]
+        gx, gw, gb = torch.ops.aten.convolution_backward(g, x, w, [w.shape[0]] if ctx.bias else None, stride, padding,
+                                                         dilation, False, [0] * len(stride), groups, mask)
+        gws = gw.split(sizes) if gw is not None else [None] * ctx.n
+        return (gx, None, None, None, None, None, *gws, *(gb.split(sizes) if ctx.bias else []))
+
 def fused_conv(convs: Sequence[nn.Conv3d], x: Tensor) -> tuple[Tensor, ...]:
     "`tuple(conv(x) for conv in convs)` computed as ONE convolution with the weights stacked on the output axis."
-    w = torch.cat([c.weight for c in convs]) if len(convs) > 1 else convs[0].weight
-    b = torch.cat([c.bias for c in convs]) if len(convs) > 1 else convs[0].bias
     c0 = convs[0]
-    return F.conv3d(x, w, b, c0.stride, c0.padding, c0.dilation, c0.groups).chunk(len(convs), 1)
+    wb = [c.weight for c in convs] + ([c.bias for c in convs] if c0.bias is not None else [])
+    return _StackedConv.apply(x, len(convs), c0.stride, c0.padding, c0.dilation, c0.groups, *wb).chunk(len(convs), 1)
 
 class STCell(nn.Module):
     "Spatiotemporal LSTM cell (PredRNN) with CDNet's optional mask head: `forward(x, state) -> (out, state)`."
