@@ -2,7 +2,7 @@
 # GPU checks on one CUDA device, under 8 minutes in all:
 #   1. the `cuda` tests (bf16 autocast, torch.compile vs eager, bit-identical resume, SyncBatchNorm under torchrun/NCCL);
 #   2. the step benchmark (benchmarks/bench_models.py) at --device cuda, cpu-preset and paper shapes, against the
-#      baseline revision when git history is available, plain and with reversible backprop;
+#      baseline revision when git history is available, plain, with reversible backprop, and also with checkpointed cells;
 #   3. a short `paper`-preset training (and evaluation) of CDNet and CrevNet on Moving MNIST.
 # Everything is printed and, when OUT is set, also written to $OUT/gpu_check.log (runs go to $OUT/gpu_runs).
 #     bash scripts/gpu_check.sh                     # MNIST_DIR=... to point at the MNIST test set
@@ -31,7 +31,7 @@ timeout 180 python -m pytest -q -m cuda tests/test_cuda.py -rs || status=1
 step "step benchmark, --device cuda"
 BASE=(--baseline 23b04d1)
 git rev-parse --verify -q 23b04d1^{commit} >/dev/null 2>&1 || BASE=(--no-baseline)
-timeout 200 python benchmarks/bench_models.py --device cuda --shapes cpu paper --variants plain reversible \
+timeout 200 python benchmarks/bench_models.py --device cuda --shapes cpu paper --variants plain reversible rev+ckpt \
     --repeats 2 --iters 5 --warmup 2 "${BASE[@]}" --json "$OUTDIR/bench_cuda.json" || status=1
 
 step "paper preset, Moving MNIST, short training + evaluation"

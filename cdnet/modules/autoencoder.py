@@ -119,6 +119,8 @@ class _ReversibleChain(torch.autograd.Function):
     @staticmethod
     def forward(ctx, blocks, inverse, x1, x2, *params):
         ctx.blocks, ctx.inverse, ctx.rng = blocks, inverse, []
+        dev = x1.device.type                                    # autocast (bf16) state, re-entered in backward
+        ctx.autocast = dict(device_type=dev, enabled=torch.is_autocast_enabled(dev), dtype=torch.get_autocast_dtype(dev))
         random = any(isinstance(m, nn.Dropout) and m.p > 0 and m.training for b in blocks for m in b.modules())
         pair = (x1, x2)
         with torch.no_grad():
@@ -132,7 +134,8 @@ class _ReversibleChain(torch.autograd.Function):
     def backward(ctx, g1, g2):
         out, grads, pgrads = tuple(t.detach() for t in ctx.saved_tensors), (g1, g2), []
         for block, rng in zip(reversed(ctx.blocks), reversed(ctx.rng)):
-            out, grads, gp = _back_step(block, out, grads, ctx.inverse, rng)
+            with torch.autocast(**ctx.autocast):
+                out, grads, gp = _back_step(block, out, grads, ctx.inverse, rng)
             pgrads = [g if g is not None else torch.zeros_like(p) for g, p in zip(gp, _f_params(block))] + pgrads
         return (None, None, *grads, *pgrads)
 
