@@ -2,7 +2,7 @@
 # GPU checks on one CUDA device, under 8 minutes in all:
 #   1. the `cuda` tests (bf16 autocast, torch.compile vs eager, bit-identical resume, SyncBatchNorm under torchrun/NCCL);
 #   2. the step benchmark (benchmarks/bench_models.py) at --device cuda, cpu-preset and paper shapes, against the
-#      baseline revision when git history is available, plain, with reversible backprop, and also with checkpointed cells;
+#      baseline revision when git history is available, plain and with reversible backprop + checkpointed cells;
 #   3. a short `paper`-preset training (and evaluation) of CDNet and CrevNet on Moving MNIST.
 # Everything is printed and, when OUT is set, also written to $OUT/gpu_check.log (runs go to $OUT/gpu_runs).
 #     bash scripts/gpu_check.sh                     # MNIST_DIR=... to point at the MNIST test set
@@ -26,18 +26,18 @@ PY
 python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || { echo "no CUDA device: nothing to check"; exit 1; }
 
 step "cuda tests"
-timeout 180 python -m pytest -q -m cuda tests/test_cuda.py -rs || status=1
+timeout 150 python -m pytest -q -m cuda tests/test_cuda.py -rs || status=1
 
 step "step benchmark, --device cuda"
 BASE=(--baseline 23b04d1)
 git rev-parse --verify -q 23b04d1^{commit} >/dev/null 2>&1 || BASE=(--no-baseline)
-timeout 200 python benchmarks/bench_models.py --device cuda --shapes cpu paper --variants plain reversible rev+ckpt \
-    --repeats 2 --iters 5 --warmup 2 "${BASE[@]}" --json "$OUTDIR/bench_cuda.json" || status=1
+timeout 200 python benchmarks/bench_models.py --device cuda --shapes cpu paper --variants plain rev+ckpt \
+    --repeats 1 --iters 3 --warmup 1 "${BASE[@]}" --json "$OUTDIR/bench_cuda.json" || status=1
 
 step "paper preset, Moving MNIST, short training + evaluation"
 for model in cdnet crevnet; do
-  timeout 90 python -m cdnet.cli train --preset paper --model "$model" --dataset mmnist --quiet \
-      --out "$OUTDIR/gpu_runs/$model" epochs=1 iters_per_epoch=60 n_train=960 n_test=64 \
+  timeout 60 python -m cdnet.cli train --preset paper --model "$model" --dataset mmnist --quiet \
+      --out "$OUTDIR/gpu_runs/$model" epochs=1 iters_per_epoch=40 n_train=640 n_test=32 \
       ${MNIST_DIR:+mnist_dir=$MNIST_DIR} || status=1
   tail -n 3 "$OUTDIR/gpu_runs/$model/train_log.csv" 2>/dev/null
   cat "$OUTDIR/gpu_runs/$model/metrics.json" 2>/dev/null | head -c 600; echo
