@@ -155,9 +155,8 @@ def write_panels(out, frames: np.ndarray, fps: float) -> Path:
 PARAM_MODELS = ("cdnet", "crevnet", "convlstm", "predrnn", "mim", "motionrnn", "phydnet", "frnn")  # the models with parameters
 
 def params_rows(model: str = "all", variant: str | None = None, dataset: str | None = None) -> list[dict]:
-    "Rows `{model, variant, switches, dataset, params}` for `model` (one of `PARAM_MODELS`, or all)."
-    import torch
-    from cdnet.params import baseline_rows, count_params, param_table
+    "Rows `{model, variant, switches, dataset, params, trainable}` for `model` (one of `PARAM_MODELS`, or all)."
+    from cdnet.params import baseline_rows, measure, param_table
     from cdnet.zoo import build_model, model_switches
     if dataset is None:
         if model == "convlstm": raise UsageError("the ConvLSTM is not in the paper's parameter table: give --dataset to count it")
@@ -169,8 +168,16 @@ def params_rows(model: str = "all", variant: str | None = None, dataset: str | N
     for m in (PARAM_MODELS if model == "all" else (model,)):
         for v in ((variant,) if variant else VARIANTS) if m == "cdnet" else ("-",):
             cfg = resolve_config("paper", dataset=dataset, model=m, variant=v if m == "cdnet" else "released", verbose=False)
-            with torch.device("meta"): net = build_model(cfg, d["channels"], d["height"], d["width"])
-            rows.append(dict(model=m, variant=v, switches=model_switches(cfg), dataset=dataset, params=count_params(net)))
+            n = measure(lambda height, width: build_model(cfg, d["channels"], height, width), channels=d["channels"],
+                        height=d["height"], width=d["width"], n_obs=cfg.n_obs, n_pred=cfg.n_pred)
+            rows.append(dict(model=m, variant=v, switches=model_switches(cfg), dataset=dataset, **n))
+    if model == "all":   # the released training's temporal discriminator, over the S = n_obs + n_pred - 3 new frames
+        from cdnet.discriminator import TemporalDiscriminator
+        from cdnet.params import discriminator_loss
+        in_ch = d["channels"] * (d["n_obs"] + d["n_pred"] - 3)
+        n = measure(lambda **hw: TemporalDiscriminator(in_ch), channels=d["channels"], height=d["height"], width=d["width"],
+                    n_obs=d["n_obs"], n_pred=d["n_pred"], loss=discriminator_loss)
+        rows.append(dict(model="discriminator", variant="-", switches=dict(scales=2, ndf=64, n_layers=3, in_ch=in_ch), dataset=dataset, **n))
     return rows
 
 def changed_switches(row: dict) -> str:
@@ -183,9 +190,10 @@ def changed_switches(row: dict) -> str:
 
 def format_rows(rows: list[dict]) -> str:
     "A plain-text table of `params_rows`; `changes` lists the CDNet switches that differ from the variant."
-    cols = [("model", "<"), ("variant", "<"), ("changes", "<"), ("dataset", "<"), ("params", ">")]
+    cols = [("model", "<"), ("variant", "<"), ("changes", "<"), ("dataset", "<"), ("params", ">"), ("trainable", ">")]
     rows = [dict(r, changes=changed_switches(r)) for r in rows]
-    cells = [[str(r[c]) if c != "params" else f"{r[c]:,}" for c, _ in cols] for r in rows]
+    num = lambda v: "-" if v is None else f"{v:,}"
+    cells = [[num(r[c]) if c in ("params", "trainable") else str(r[c]) for c, _ in cols] for r in rows]
     widths = [max(len(c), *(len(x[i]) for x in cells)) for i, (c, _) in enumerate(cols)]
     line = lambda xs: "  ".join(f"{x:{a}{w}}" for x, (_, a), w in zip(xs, cols, widths)).rstrip()
     return "\n".join([line([c for c, _ in cols]), line(["-" * w for w in widths])] + [line(x) for x in cells])
@@ -327,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default="auto"); q.set_defaults(func=cmd_predict)
 
     r = sub.add_parser("params", parents=[common], help="count parameters by building the models",
-                       description="Parameter counts of CDNet, CrevNet and the baselines, computed by instantiating them.")
+                       description="Parameter counts of CDNet, CrevNet and the baselines, computed by instantiating them, "
+                                   "and the trainable counts (parameters with a non-zero gradient), measured by backward passes on small frames.")
     r.add_argument("--model", choices=PARAM_MODELS + ("all",), default="all")
     r.add_argument("--variant", choices=VARIANTS, help="CDNet variant (default: both)")
     r.add_argument("--dataset", choices=tuple(DATASETS), help="count at the paper preset for this dataset's frames")

@@ -53,6 +53,7 @@ class Config:
     use_global_info: bool | None = None  # global information G and updater U (Eq. 3); None: from variant (on)
     use_mask: bool | None = None      # mask head B and the blend of Eq. 6; None: from variant (on)
     motion_mask: bool | None = None   # mask head on the motion cell too (released); None: from variant
+    motion_blend: bool | None = None  # motion cell blends with its mask (Eq. 6); off in both variants; None: from variant
     gates: str | None = None          # paper | released; None: from variant
     mask_sigmoid: bool | None = None  # outer sigmoid on B (released); None: from variant
     carry_blended: bool | None = None # carry the blended H (paper reading); None: from variant
@@ -87,6 +88,8 @@ class Config:
     lr_step: int = 50                 # StepLR period in epochs
     lr_gamma: float = 0.2             # StepLR factor
     grad_clip: float | None = None    # gradient-norm clipping (None: off)
+    adversarial_weight: float = 0.0   # CDNet: weight of the released temporal discriminator term (release: 1e-3; 0: none)
+    discriminator: str = "released"   # released (its real, shuffled and copied inputs are one tensor) | corrected
     seed: int = 1234                  # one seed for data order, init and sampling
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     amp: bool = False                 # bf16 autocast (CUDA only)
@@ -213,9 +216,14 @@ def _validate(c: Config):
     if c.pixel_loss is not None: _choice("pixel_loss", c.pixel_loss, ("l2", "l1+l2"))
     if c.area_loss is not None: _choice("area_loss", c.area_loss, ("none", "exact", "soft"))
     if c.pixel_iters is not None: _choice("pixel_iters", c.pixel_iters, ("all", "last"))
-    for name in ("use_global_info", "use_mask", "motion_mask", "mask_sigmoid", "carry_blended", "motion_pixel_loss"):
+    for name in ("use_global_info", "use_mask", "motion_mask", "motion_blend", "mask_sigmoid", "carry_blended", "motion_pixel_loss"):
         if getattr(c, name) is not None and not isinstance(getattr(c, name), bool): raise ConfigError(name, getattr(c, name), "True | False | None")
     if not c.area_tau > 0: raise ConfigError("area_tau", c.area_tau, "a number > 0")
+    if isinstance(c.adversarial_weight, bool) or not isinstance(c.adversarial_weight, (int, float)) or not c.adversarial_weight >= 0:
+        raise ConfigError("adversarial_weight", c.adversarial_weight, "a number >= 0")
+    if c.adversarial_weight and c.model != "cdnet":
+        raise ConfigError("adversarial_weight", c.adversarial_weight, "0 unless model=cdnet (the discriminator reads CDNet motion decodes)")
+    _choice("discriminator", c.discriminator, ("released", "corrected"))
     _choice("crevnet_gate", c.crevnet_gate, ("conv2", "conv1"))
     for name in ("reversible_backprop", "checkpoint_cells"):
         if not isinstance(getattr(c, name), bool): raise ConfigError(name, getattr(c, name), "True | False")

@@ -13,6 +13,7 @@ from torch import nn
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from .config import Config, atomic_write, atomic_write_text
+from .discriminator import adversary_for
 
 # %% auto #0
 __all__ = ['RESUME_FREE', 'resolve_device', 'seed_everything', 'dist_info', 'distributed', 'epoch_batches', 'rng_states',
@@ -149,9 +150,11 @@ def summary_writer(log_dir, purge_step: int | None = None):
 
 # %% ../nbs/30_train.ipynb #915f9273
 class Objective(nn.Module):
-    "Wraps `model.loss` as `forward`, so `DistributedDataParallel` can synchronise its gradients."
-    def __init__(self, model): super().__init__(); self.model = model
-    def forward(self, frames, n_obs: int, epoch: int): return self.model.loss(frames, n_obs, epoch=epoch)
+    "Wraps `model.loss` as `forward`, so `DistributedDataParallel` can synchronise its gradients (plus `adversary`'s term)."
+    def __init__(self, model, adversary=None): super().__init__(); self.model, self.adversary = model, adversary
+    def forward(self, frames, n_obs: int, epoch: int):
+        if self.adversary is None: return self.model.loss(frames, n_obs, epoch=epoch)
+        return self.model.loss(frames, n_obs, epoch=epoch, adversary=self.adversary.generator_loss)
 
 def _collate(items): return torch.stack(items)
 
@@ -179,6 +182,7 @@ def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="
     model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    adv = adversary_for(cfg, train_ds[0].shape[1], device)  # the released temporal discriminator, when adversarial_weight > 0
     ckpt, log = out_dir / "checkpoint.pt", out_dir / "train_log.csv"
     if rank == 0: out_dir.mkdir(parents=True, exist_ok=True)
     cfg_dict = dict(vars(cfg))
@@ -188,16 +192,18 @@ def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="
         bad = resume_mismatch(s.get("config"), cfg_dict) + ([f"iters_per_epoch: {s['iters']} -> {iters}"] if s.get("iters", iters) != iters else [])
         if bad: raise ValueError(f"{ckpt} was written by a run with other settings; resuming would not continue it: {'; '.join(bad)}")
         model.load_state_dict(s["model"]); opt.load_state_dict(s["optimizer"]); sched.load_state_dict(s["scheduler"])
+        if adv is not None: adv.load_state_dict(s["adversary"])
         step = s["step"]; set_rng_states(s["rng"])
     else:
         if resume: _note(f"resume: no checkpoint in {out_dir}, starting at step 0")
         if rank == 0 and log.exists(): log.unlink()  # a fresh run starts a fresh log
-    objective = Objective(model)
+    objective = Objective(model, adv)
     if world > 1: objective = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
     if use_compile: objective = torch.compile(objective)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else torch.autocast("cpu", enabled=False)
     def save(rng=None):
-        if rank == 0: save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, step=step, config=cfg_dict, rng=rng, iters=iters)
+        extra = {} if adv is None else dict(adversary=adv.state_dict())
+        if rank == 0: save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, step=step, config=cfg_dict, rng=rng, iters=iters, **extra)
     writer = summary_writer(out_dir / "tensorboard", purge_step=step or None) if tensorboard and rank == 0 else None
     bar = tqdm(total=total, initial=step, disable=not progress or rank != 0, desc=f"train {type(model).__name__}", unit="it")
     t0, start, terms, loader, phase = time.time(), step, {}, None, "between"
@@ -220,13 +226,17 @@ def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="
                 if world > 1: dist.all_reduce(flags, op=dist.ReduceOp.MAX)
                 if flags[0]: raise NonFiniteLoss(step + 1, terms)
                 opt.zero_grad(set_to_none=True)
+                if adv is not None: adv.zero_grad()
                 loss.backward()
                 terms["grad_norm"] = float(nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf))
                 if not math.isfinite(terms["grad_norm"]): raise NonFiniteLoss(step + 1, terms)
                 phase = "update"
                 opt.step()
+                if adv is not None: terms.update(adv.update(frames))  # the discriminator steps after the model
                 step += 1
-                if step % iters == 0: sched.step()
+                if step % iters == 0:
+                    sched.step()
+                    if adv is not None: adv.scheduler.step()
                 phase = "between"
                 if rank == 0:
                     row = dict(step=step, epoch=epoch, lr=opt.param_groups[0]["lr"], **terms, seconds=time.time() - t_step)

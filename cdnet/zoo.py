@@ -13,7 +13,7 @@ from .models.baselines import CopyLast, MeanFrame, ConvLSTM
 __all__ = ['CDNET_SWITCHES', 'stlstm_kwargs', 'build_model', 'is_trainable', 'model_switches', 'model_name']
 
 # %% ../nbs/19_zoo.ipynb #581bc87e
-CDNET_SWITCHES = ("refine_cells", "use_global_info", "use_mask", "motion_mask", "gates", "mask_sigmoid", "carry_blended",
+CDNET_SWITCHES = ("refine_cells", "use_global_info", "use_mask", "motion_mask", "motion_blend", "gates", "mask_sigmoid", "carry_blended",
                   "pixel_loss", "motion_pixel_loss", "pixel_iters", "area_loss")
 
 def stlstm_kwargs(cfg: Config) -> dict:

@@ -58,9 +58,9 @@ class Stopping(torch.nn.Module):
         super().__init__()
         self.model, self.at, self.how, self.calls = model, at, how, 0
 
-    def loss(self, frames, n_obs, *, epoch=0):
+    def loss(self, frames, n_obs, *, epoch=0, **kw):
         self.calls += 1
-        out = self.model.loss(frames, n_obs, epoch=epoch)
+        out = self.model.loss(frames, n_obs, epoch=epoch, **kw)
         if self.calls == self.at:
             if self.how == "raise": raise KeyboardInterrupt
             os.kill(os.getpid(), self.how)  # a real Ctrl-C (or SIGTERM): the step finishes, then the loop stops
@@ -100,6 +100,25 @@ def test_resume_is_bit_identical(kind, tmp_path):
     assert load_checkpoint(tmp_path / "mid" / "checkpoint.pt")["step"] == 4
     assert_same_weights(straight, run(kind, tmp_path / "mid", ds, resume=True))
     assert log_steps(tmp_path / "mid") == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("form", ["released", "corrected"])
+def test_resume_with_discriminator_is_bit_identical(form, tmp_path):
+    ds, gan = clips_dataset(32), dict(adversarial_weight=1e-3, discriminator=form)
+    straight = run("cdnet", tmp_path / "straight", ds, **gan)
+    with pytest.raises(KeyboardInterrupt, match="interrupted during step 5 of 6"):
+        run("cdnet", tmp_path / "mid", ds, at=5, **gan)
+    assert_same_weights(straight, run("cdnet", tmp_path / "mid", ds, resume=True, **gan))
+    a, b = (load_checkpoint(tmp_path / d / "checkpoint.pt")["adversary"] for d in ("straight", "mid"))
+    assert a["form"] == form and a["scheduler"] == b["scheduler"] and a["scheduler"]["last_epoch"] == 2
+    for k, v in a["discriminator"].items(): assert torch.equal(v, b["discriminator"][k]), k
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    rows = list(csv.DictReader(open(tmp_path / "mid" / "train_log.csv")))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6] and all(float(r["adversarial"]) > 0 for r in rows)
+    with pytest.raises(ValueError, match="adversarial_weight: 0.001 -> 0.0"):   # the discriminator cannot be switched off mid-run
+        run("cdnet", tmp_path / "mid", ds, resume=True, epochs=3)
+    assert a["discriminator"].keys() != straight.state_dict().keys()
 
 
 def test_rng_states_restore_wherever_the_checkpoint_was_loaded(tmp_path):

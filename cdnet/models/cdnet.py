@@ -71,10 +71,10 @@ def rollout(step: Callable, frames: Tensor, n_obs: int, n_pred: int, *, teacher_
 
 # %% ../../nbs/13_models.cdnet.ipynb #16a240a5
 VARIANTS: dict[str, dict] = {
-    "released": dict(gates="released", mask_sigmoid=True, carry_blended=False, motion_mask=True, refine_cells=2,
+    "released": dict(gates="released", mask_sigmoid=True, carry_blended=False, motion_mask=True, motion_blend=False, refine_cells=2,
                      use_mask=True, use_global_info=True, pixel_loss="l2", motion_pixel_loss=True, pixel_iters="all",
                      area_loss="exact"),
-    "paper": dict(gates="paper", mask_sigmoid=False, carry_blended=True, motion_mask=False, refine_cells=1,
+    "paper": dict(gates="paper", mask_sigmoid=False, carry_blended=True, motion_mask=False, motion_blend=False, refine_cells=1,
                   use_mask=True, use_global_info=True, pixel_loss="l1+l2", motion_pixel_loss=False, pixel_iters="all",
                   area_loss="soft"),
 }
@@ -89,8 +89,10 @@ def resolve_variant(variant: str = "released", **overrides) -> dict:
     sw.update({k: v for k, v in overrides.items() if v is not None})
     for k, allowed in _CHOICES.items():
         if sw[k] not in allowed: raise ValueError(f"{k} must be one of {allowed}, got {sw[k]!r}")
-    for k in ("mask_sigmoid", "carry_blended", "motion_mask", "use_mask", "use_global_info", "motion_pixel_loss"):
+    for k in ("mask_sigmoid", "carry_blended", "motion_mask", "motion_blend", "use_mask", "use_global_info", "motion_pixel_loss"):
         if not isinstance(sw[k], bool): raise ValueError(f"{k} must be a bool, got {sw[k]!r}")
+    if sw["motion_blend"] and not (sw["motion_mask"] and sw["use_mask"]):
+        raise ValueError("motion_blend=True blends with the motion cell's mask: it needs motion_mask=True and use_mask=True")
     return sw
 
 # %% ../../nbs/13_models.cdnet.ipynb #f9305e41
@@ -106,7 +108,8 @@ class CDNet(nn.Module):
     def __init__(self, *, channels: int, height: int, width: int, n_obs: int, hidden: int = 32,
                  refine_iters: int = 5, variant: str = "released", gates: str | None = None,
                  mask_sigmoid: bool | None = None, carry_blended: bool | None = None,
-                 motion_mask: bool | None = None, use_mask: bool | None = None, refine_cells: int | None = None,
+                 motion_mask: bool | None = None, motion_blend: bool | None = None, use_mask: bool | None = None,
+                 refine_cells: int | None = None,
                  use_global_info: bool | None = None, pixel_loss: str | None = None,
                  motion_pixel_loss: bool | None = None, pixel_iters: str | None = None, area_loss: str | None = None,
                  iter_alpha: float = 0.8, area_weight: float = 1e-4, area_threshold: float = 0.05,
@@ -119,7 +122,7 @@ class CDNet(nn.Module):
         self.variant = variant
         self.switches = sw = resolve_variant(
             variant, gates=gates, mask_sigmoid=mask_sigmoid, carry_blended=carry_blended, motion_mask=motion_mask,
-            use_mask=use_mask, refine_cells=refine_cells, use_global_info=use_global_info, pixel_loss=pixel_loss,
+            motion_blend=motion_blend, use_mask=use_mask, refine_cells=refine_cells, use_global_info=use_global_info, pixel_loss=pixel_loss,
             motion_pixel_loss=motion_pixel_loss, pixel_iters=pixel_iters, area_loss=area_loss)
         self.channels, self.height, self.width, self.n_obs, self.n_past = channels, height, width, n_obs, n_obs - 2
         self.hidden, self.refine_iters, self.checkpoint_cells = hidden, refine_iters, checkpoint_cells
@@ -129,7 +132,7 @@ class CDNet(nn.Module):
         cell = dict(gates=sw["gates"], mask_sigmoid=sw["mask_sigmoid"], carry_blended=sw["carry_blended"])
         self.autoencoder = InvertibleAutoencoder(channels, reversible_backprop=reversible_backprop)
         self.state_init = StateInit(w, h)
-        self.motion_lstm = STCell(h, use_mask=sw["use_mask"] and sw["motion_mask"], **cell)
+        self.motion_lstm = STCell(h, use_mask=sw["use_mask"] and sw["motion_mask"], blend=sw["motion_blend"], **cell)
         self.refine_lstm = nn.ModuleList(STCell(h, use_mask=sw["use_mask"], **cell) for _ in range(sw["refine_cells"]))
         self.motion_update = StreamUpdate(w, h)
         self.refine_update = StreamUpdate(w, h)
@@ -193,11 +196,15 @@ class CDNet(nn.Module):
                                     threshold=self.area_threshold, tau=self.area_tau)
         return dict(pixel=pix, area=area)
 
-    def loss(self, frames: Tensor, n_obs: int, *, epoch: int = 0) -> tuple[Tensor, dict[str, float]]:
-        "Training loss on `frames[B, n_obs + n_pred, C, H, W]` with the scheduled sampling of `epoch`."
+    def loss(self, frames: Tensor, n_obs: int, *, epoch: int = 0,
+             adversary: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, dict[str, float]]:
+        "Training loss on `frames[B, n_obs + n_pred, C, H, W]` with the scheduled sampling of `epoch` (+ `adversary` of the motion frames)."
         p = teacher_forcing_p(epoch)
-        terms = self.objective(self(frames, n_obs, frames.shape[1] - n_obs, teacher_p=p), frames)
-        total = terms["pixel"] + terms["area"]
+        r = self(frames, n_obs, frames.shape[1] - n_obs, teacher_p=p)
+        terms = self.objective(r, frames)
+        if adversary is not None:   # the released temporal discriminator's term: slice 2 of every step's motion decode
+            terms["adversarial"] = adversary(torch.stack([d[0][:, :, 2] for d in r.decodes], 1))
+        total = sum(terms.values())
         return total, {"loss": total.item(), **{k: v.item() for k, v in terms.items()}, "teacher_p": p}
 
     @torch.no_grad()

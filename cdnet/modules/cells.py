@@ -82,10 +82,10 @@ def fused_conv(convs: Sequence[nn.Conv3d], x: Tensor) -> tuple[Tensor, ...]:
 class STCell(nn.Module):
     "Spatiotemporal LSTM cell (PredRNN) with CDNet's optional mask head: `forward(x, state) -> (out, state)`."
     def __init__(self, hidden: int, *, in_ch: int | None = None, gates: str = "released",
-                 use_mask: bool = True, mask_sigmoid: bool = True, carry_blended: bool = False):
+                 use_mask: bool = True, mask_sigmoid: bool = True, carry_blended: bool = False, blend: bool = True):
         super().__init__()
         if gates not in GATES: raise ValueError(f"gates must be one of {GATES}, got {gates!r}")
-        self.hidden, self.gates, self.carry_blended = hidden, gates, carry_blended
+        self.hidden, self.gates, self.carry_blended, self.blend = hidden, gates, carry_blended, blend
         x = in_ch or hidden
         n_c = x + (2 if gates == "released" else 1) * hidden     # [x; H; C] or [x; H]
         n_m = n_c                                               # [x; M; C] or [x; M]
@@ -110,6 +110,7 @@ class STCell(nn.Module):
         if self.mask is None: return h_tilde, CellState(h_tilde, c_new, b, m_new)
         if b is None: raise ValueError("a cell with a mask head needs a mask state `b`")
         b_new = self.mask(x, b, c_new, m_new)
+        if not self.blend: return h_tilde, CellState(h_tilde, c_new, b_new, m_new)  # B is carried, never read
         out = h_tilde * b_new + h * (1 - b_new)                 # Eq. 6
         return out, CellState(out if self.carry_blended else h_tilde, c_new, b_new, m_new)
 
