@@ -366,7 +366,8 @@ def _loss_grads(m, frames, n_obs):
     m.zero_grad()
     loss, _ = m.loss(frames, n_obs)
     loss.backward()
-    return [loss.detach()] + [p.grad.clone() for p in m.parameters()], [b.clone() for b in m.buffers()]
+    grads = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in m.parameters()]  # None: unused here
+    return [loss.detach()] + grads, [b.clone() for b in m.buffers()]
 
 
 @pytest.mark.parametrize("kind", ["cdnet", "crevnet"])
