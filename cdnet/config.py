@@ -82,6 +82,8 @@ class Config:
     frnn_width: int | None = None     # FRNN baseline: first dGRU width (128 released: 128,128,256,256,512,512,256,256)
     frnn_layers: int | None = None    # FRNN baseline: dGRU layers, 1..8 (8 released)
     frnn_layer_removal: bool = True   # FRNN baseline: random number of active layers per batch (paper); False: full stack
+    reversible_backprop: bool = False # CDNet, CrevNet: recompute the autoencoder in backward (less memory, more time)
+    checkpoint_cells: bool = False    # CDNet: recompute each cell call in backward (less memory, more time)
     # -- training
     epochs: int | None = None         # training epochs
     iters_per_epoch: int | None = None  # None: one pass over the training set
@@ -250,6 +252,8 @@ def _validate(c: Config):
         raise ConfigError("adversarial_weight", c.adversarial_weight, "0 unless model=cdnet (the discriminator reads CDNet motion decodes)")
     _choice("discriminator", c.discriminator, ("released", "corrected"))
     _choice("crevnet_gate", c.crevnet_gate, ("conv2", "conv1"))
+    for name in ("reversible_backprop", "checkpoint_cells"):
+        if not isinstance(getattr(c, name), bool): raise ConfigError(name, getattr(c, name), "True | False")
     _choice("convention", c.convention, ("standard", "authors", "both"))
     if not (isinstance(c.lr, (int, float)) and c.lr > 0): raise ConfigError("lr", c.lr, "a number > 0")
     if not (0 < c.lr_gamma <= 1): raise ConfigError("lr_gamma", c.lr_gamma, "a number in (0, 1]")

@@ -37,12 +37,13 @@ def build_model(cfg: Config, channels: int, height: int, width: int) -> nn.Modul
     if cfg.model == "crevnet":
         from cdnet.models.crevnet import CrevNet
         return CrevNet(channels=channels, height=height, width=width, n_obs=cfg.n_obs, hidden=cfg.hidden,
-                       layers=cfg.crevnet_layers, gate=cfg.crevnet_gate)
+                       layers=cfg.crevnet_layers, gate=cfg.crevnet_gate, reversible_backprop=cfg.reversible_backprop)
     if cfg.model == "cdnet":
         from cdnet.models.cdnet import CDNet
         switches = {k: getattr(cfg, k) for k in CDNET_SWITCHES if getattr(cfg, k) is not None}
         return CDNet(channels=channels, height=height, width=width, n_obs=cfg.n_obs, hidden=cfg.hidden,
                      refine_iters=cfg.refine_iters, variant=cfg.variant, area_weight=cfg.area_weight, area_tau=cfg.area_tau,
+                     reversible_backprop=cfg.reversible_backprop, checkpoint_cells=cfg.checkpoint_cells,
                      **switches)
     if cfg.model in ("predrnn", "mim", "motionrnn"):
         kw = stlstm_kwargs(cfg)

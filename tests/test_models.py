@@ -327,3 +327,70 @@ def test_load_rejects_foreign_tensors():
     src = _random_state(_model_rows())
     with pytest.raises(KeyError, match="extra.weight"):
         load_authors_weights(src["encoder"], {**src["frame_predictor"], "extra.weight": torch.ones(1)})
+
+
+# -- fast paths: fused gate convolutions, channels_last_3d weights, reversible backprop ------------
+
+def _reference_stcell(cell, x, st):
+    "The released/paper ST cell written out with one plain convolution per gate (Eq. 1, 5, 6)."
+    h, c, b, m = st
+    xc = torch.cat([x, h, c] if cell.gates == "released" else [x, h], 1)
+    c_new = torch.sigmoid(cell.gate_f(xc)) * c + torch.sigmoid(cell.gate_i(xc)) * torch.tanh(cell.gate_g(xc))
+    xm = torch.cat([x, m, c_new] if cell.gates == "released" else [x, m], 1)
+    m_new = torch.sigmoid(cell.gate_f_m(xm)) * m + torch.sigmoid(cell.gate_i_m(xm)) * torch.tanh(cell.gate_g_m(xm))
+    o = torch.sigmoid(cell.gate_o(torch.cat([x, h, c_new, m_new], 1)))
+    h_t = o * torch.tanh(cell.w_1(torch.cat([c_new, m_new], 1)))
+    b_new = cell.mask(x, b, c_new, m_new)
+    return h_t * b_new + h * (1 - b_new)
+
+
+@pytest.mark.parametrize("gates", ["released", "paper"])
+@pytest.mark.parametrize("dtype,eps", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
+def test_fused_gates_equal_reference_cell(gates, dtype, eps):
+    torch.manual_seed(0)
+    cell = STCell(4, gates=gates).to(dtype).to(memory_format=torch.channels_last_3d)
+    x = torch.randn(2, 4, 3, 4, 4, dtype=dtype, requires_grad=True)
+    st = CellState(*(torch.randn(2, 4, 3, 4, 4, dtype=dtype) for _ in range(4)))
+    w = torch.randn(2, 4, 3, 4, 4, dtype=dtype)
+    res = []
+    for fn in (lambda: cell(x, st)[0], lambda: _reference_stcell(cell, x, st)):
+        cell.zero_grad(); x.grad = None
+        out = fn(); (out * w).sum().backward()
+        res.append([out.detach(), x.grad.clone()] + [p.grad.clone() for p in cell.parameters()])
+    for a, b in zip(*res):
+        assert torch.allclose(a, b, rtol=eps, atol=eps * b.abs().max().item()), (a - b).abs().max()
+
+
+def _loss_grads(m, frames, n_obs):
+    torch.manual_seed(1)
+    m.zero_grad()
+    loss, _ = m.loss(frames, n_obs)
+    loss.backward()
+    grads = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in m.parameters()]  # None: unused here
+    return [loss.detach()] + grads, [b.clone() for b in m.buffers()]
+
+
+@pytest.mark.parametrize("kind", ["cdnet", "crevnet"])
+def test_fast_training_step_equals_plain_autograd(kind):
+    "channels_last weights + reversible backprop (+ checkpointed cells) give the loss, gradients and BN statistics of the plain model."
+    torch.manual_seed(0)
+    build = ((lambda **kw: CDNet(channels=1, height=16, width=16, n_obs=4, hidden=2, refine_iters=2, **kw)) if kind == "cdnet"
+             else (lambda **kw: CrevNet(channels=1, height=16, width=16, n_obs=4, hidden=2, layers=2, **kw)))
+    plain = build(channels_last=False).double()
+    fast = build(reversible_backprop=True, **(dict(checkpoint_cells=True) if kind == "cdnet" else {})).double()
+    fast.load_state_dict(plain.state_dict())
+    assert fast.autoencoder.blocks[1].f[2].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    frames = torch.rand(2, 7, 1, 16, 16, dtype=torch.float64)
+    (g1, b1), (g2, b2) = _loss_grads(plain, frames, 4), _loss_grads(fast, frames, 4)
+    for a, b in zip(g1, g2):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-9 * a.abs().max().item()), (a - b).abs().max()
+    for a, b in zip(b1, b2): assert torch.equal(a, b)          # running statistics updated once, identically
+
+
+def test_fused_model_still_loads_and_exports_the_authors_format():
+    m = CDNet(channels=1, height=16, width=16, n_obs=4, hidden=32, refine_iters=1)
+    enc, pred = export_authors_weights(m)
+    back = load_authors_weights(enc, pred, height=16, width=16, refine_iters=1)
+    for k, v in m.state_dict().items(): assert torch.equal(v, back.state_dict()[k]), k
+    enc2, pred2 = export_authors_weights(back)
+    assert all(torch.equal(enc[k], enc2[k]) for k in enc) and all(torch.equal(pred[k], pred2[k]) for k in pred)

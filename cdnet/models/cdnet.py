@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from ..losses import AREA_LOSSES, PIXEL_LOSSES, area_loss, iteration_weights, pixel_loss
@@ -112,7 +113,8 @@ class CDNet(nn.Module):
                  use_global_info: bool | None = None, pixel_loss: str | None = None,
                  motion_pixel_loss: bool | None = None, pixel_iters: str | None = None, area_loss: str | None = None,
                  iter_alpha: float = 0.8, area_weight: float = 1e-4, area_threshold: float = 0.05,
-                 area_tau: float = 0.01):
+                 area_tau: float = 0.01, reversible_backprop: bool = False, checkpoint_cells: bool = False,
+                 channels_last: bool = True):
         super().__init__()
         check_frame_size(height, width)
         if n_obs < 3: raise ValueError(f"n_obs={n_obs}: CDNet reads 3-frame windows and needs n_obs >= 3")
@@ -123,12 +125,12 @@ class CDNet(nn.Module):
             motion_blend=motion_blend, use_mask=use_mask, refine_cells=refine_cells, use_global_info=use_global_info, pixel_loss=pixel_loss,
             motion_pixel_loss=motion_pixel_loss, pixel_iters=pixel_iters, area_loss=area_loss)
         self.channels, self.height, self.width, self.n_obs, self.n_past = channels, height, width, n_obs, n_obs - 2
-        self.hidden, self.refine_iters = hidden, refine_iters
+        self.hidden, self.refine_iters, self.checkpoint_cells = hidden, refine_iters, checkpoint_cells
         self.iter_alpha, self.area_weight, self.area_threshold, self.area_tau = iter_alpha, area_weight, area_threshold, area_tau
         w, h = stream_width(channels), hidden * channels
         self.cell_width = h
         cell = dict(gates=sw["gates"], mask_sigmoid=sw["mask_sigmoid"], carry_blended=sw["carry_blended"])
-        self.autoencoder = InvertibleAutoencoder(channels)
+        self.autoencoder = InvertibleAutoencoder(channels, reversible_backprop=reversible_backprop)
         self.state_init = StateInit(w, h)
         self.motion_lstm = STCell(h, use_mask=sw["use_mask"] and sw["motion_mask"], blend=sw["motion_blend"], **cell)
         self.refine_lstm = nn.ModuleList(STCell(h, use_mask=sw["use_mask"], **cell) for _ in range(sw["refine_cells"]))
@@ -136,12 +138,19 @@ class CDNet(nn.Module):
         self.refine_update = StreamUpdate(w, h)
         self.global_info = GlobalInfo(w, h, self.n_past) if sw["use_global_info"] else None
         self.updater = Updater(h) if sw["use_global_info"] else None
+        if channels_last: self.autoencoder.to(memory_format=torch.channels_last_3d)
 
     def init_state(self, enc: Tensor) -> CDNetState:
         "States at step 1 from the first encoding `[s0; s1]`: `(H0, C0, B0)` for every cell, `M = 0`."
         h0, c0, b0 = self.state_init(enc)
         s = CellState(h0, c0, b0, torch.zeros_like(h0))
         return CDNetState(motion=s, refine=s)
+
+    def _cell(self, cell: STCell, x: Tensor, state: CellState) -> tuple[Tensor, CellState]:
+        "`cell(x, state)`; with `checkpoint_cells` its activations are recomputed in the backward pass instead of stored."
+        if self.checkpoint_cells and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(cell, x, state, use_reentrant=False)
+        return cell(x, state)
 
     def step(self, x: Tensor, state: CDNetState | None, k: int, *, decode_all: bool = True) -> tuple[list[Tensor], CDNetState]:
         "Step k on input window `x[B, C, 3, H, W]`: decodes of iterations 0..L (only the last unless `decode_all`) and the new state."
@@ -151,7 +160,7 @@ class CDNet(nn.Module):
         memory = state.memory + [enc] if self.global_info is not None and k <= self.n_past else state.memory
         g = self.global_info(memory, enc) if self.global_info is not None and k > self.n_past else None
         L, decodes = self.refine_iters, []
-        out, motion = self.motion_lstm(self.motion_update.read(s0), state.motion)        # j = 0, Eq. 1
+        out, motion = self._cell(self.motion_lstm, self.motion_update.read(s0), state.motion)        # j = 0, Eq. 1
         s1 = self.motion_update(s1, out)
         if decode_all or L == 0: decodes.append(self.autoencoder.decode(s0, s1))
         cell = self.refine_lstm[-1] if k > self.n_past else self.refine_lstm[0]
@@ -159,9 +168,9 @@ class CDNet(nn.Module):
         for j in range(1, L + 1):                                                          # Eq. 2, 4-6
             if g is not None: ref = ref._replace(c=self.updater(g, ref.c))
             if j % 2:
-                out, ref = cell(self.refine_update.read(s1), ref); s0 = self.refine_update(s0, out)
+                out, ref = self._cell(cell, self.refine_update.read(s1), ref); s0 = self.refine_update(s0, out)
             else:
-                out, ref = cell(self.refine_update.read(s0), ref); s1 = self.refine_update(s1, out)
+                out, ref = self._cell(cell, self.refine_update.read(s0), ref); s1 = self.refine_update(s1, out)
             if decode_all or j == L: decodes.append(self.autoencoder.decode(s0, s1))
         return decodes, CDNetState(motion._replace(m=ref.m), ref, memory)
 

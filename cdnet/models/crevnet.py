@@ -28,7 +28,8 @@ class CrevNetState:
 class CrevNet(nn.Module):
     "CrevNet: invertible autoencoder and `layers` stacked ST cells (no mask head), one attention gate per layer."
     def __init__(self, *, channels: int, height: int, width: int, n_obs: int, hidden: int = 32, layers: int = 8,
-                 gate: str = "conv2", scheduled_sampling: bool = True):
+                 gate: str = "conv2", scheduled_sampling: bool = True,
+                 reversible_backprop: bool = False, channels_last: bool = True):
         super().__init__()
         check_frame_size(height, width)
         if n_obs < 3: raise ValueError(f"n_obs={n_obs}: CrevNet reads 3-frame windows and needs n_obs >= 3")
@@ -38,9 +39,10 @@ class CrevNet(nn.Module):
         self.hidden, self.layers, self.gate, self.scheduled_sampling = hidden, layers, gate, scheduled_sampling
         w, h = stream_width(channels), hidden * channels
         self.cell_width = h
-        self.autoencoder = InvertibleAutoencoder(channels)
+        self.autoencoder = InvertibleAutoencoder(channels, reversible_backprop=reversible_backprop)
         self.cells = nn.ModuleList(STCell(h, gates="released", use_mask=False) for _ in range(layers))
         self.updates = nn.ModuleList(StreamUpdate(w, h, gate=gate) for _ in range(layers))
+        if channels_last: self.autoencoder.to(memory_format=torch.channels_last_3d)
 
     def step(self, x: Tensor, state: CrevNetState | None, k: int) -> tuple[list[Tensor], CrevNetState]:
         "One step on window `x[B, C, 3, H, W]`: `([decode], new state)`."

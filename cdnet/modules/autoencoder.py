@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 # %% auto #0
-__all__ = ['psi', 'psi_inverse', 'stream_width', 'check_frame_size', 'RevBlock', 'InvertibleAutoencoder']
+__all__ = ['psi', 'psi_inverse', 'stream_width', 'check_frame_size', 'RevBlock', 'reversible_chain', 'InvertibleAutoencoder']
 
 # %% ../../nbs/10_modules.autoencoder.ipynb #d56d4142
 def psi(x: Tensor, block: int = 2) -> Tensor:
@@ -70,13 +70,89 @@ class RevBlock(nn.Module):
         if self.stride == 2: x1 = psi_inverse(x1)
         return x1, x2
 
+# %% ../../nbs/10_modules.autoencoder.ipynb #c5f4d932
+def _f_params(block: RevBlock) -> list[nn.Parameter]:
+    return [p for p in block.f.parameters() if p.requires_grad]
+
+def _rng_state(x: Tensor):
+    return (torch.get_rng_state(), torch.cuda.get_rng_state(x.device) if x.is_cuda else None)
+
+def _f_again(block: RevBlock, x2: Tensor, rng) -> Tensor:
+    "`block.f(x2)` again with the random state of the forward pass, leaving BatchNorm's running statistics alone."
+    bns = [m for m in block.f.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    tracked = [m.track_running_stats for m in bns]
+    with torch.random.fork_rng(devices=[x2.device] if x2.is_cuda else [], enabled=rng is not None):
+        if rng is not None:
+            torch.set_rng_state(rng[0])
+            if rng[1] is not None: torch.cuda.set_rng_state(rng[1], x2.device)
+        try:
+            for m in bns: m.track_running_stats = False
+            return block.f(x2)
+        finally:
+            for m, t in zip(bns, tracked): m.track_running_stats = t
+
+def _back_step(block: RevBlock, out, grads, inverse: bool, rng):
+    "From a block's output and its gradient: the block's input, the input's gradient and F's parameter gradients."
+    s2 = block.stride == 2
+    sq, unsq = (psi, psi_inverse) if s2 else (lambda t: t, lambda t: t)
+    params = _f_params(block)
+    with torch.enable_grad():
+        if not inverse:                                         # (a, b) = (psi(x2), F(x2) + psi(x1))
+            (a, b), (ga, gb) = out, grads
+            x2 = unsq(a).detach().requires_grad_()
+            fx = _f_again(block, x2, rng)
+            gfx = gb
+        else:                                                   # (x1, x2) = (psi^-1(y1 - F(x2)), psi^-1(x2'))
+            (x1, x2), (g1, g2) = out, grads
+            x2 = x2.detach().requires_grad_()
+            fx = _f_again(block, x2, rng)
+            gfx = -sq(g1)
+        gx2, *gp = torch.autograd.grad(fx, [x2, *params], gfx, allow_unused=True)
+    with torch.no_grad():
+        if not inverse:
+            x1 = unsq(b - fx)
+            return (x1, x2.detach()), (unsq(gb), gx2 + unsq(ga)), gp
+        y1 = sq(x1) + fx
+        return (sq(x2.detach()), y1), (sq(g2 + gx2), sq(g1)), gp
+
+class _ReversibleChain(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, blocks, inverse, x1, x2, *params):
+        ctx.blocks, ctx.inverse, ctx.rng = blocks, inverse, []
+        dev = x1.device.type                                    # autocast (bf16) state, re-entered in backward
+        ctx.autocast = dict(device_type=dev, enabled=torch.is_autocast_enabled(dev), dtype=torch.get_autocast_dtype(dev))
+        random = any(isinstance(m, nn.Dropout) and m.p > 0 and m.training for b in blocks for m in b.modules())
+        pair = (x1, x2)
+        with torch.no_grad():
+            for block in blocks:
+                ctx.rng.append(_rng_state(x1) if random else None)
+                pair = block.inverse(pair) if inverse else block(pair)
+        ctx.save_for_backward(*pair)
+        return pair
+
+    @staticmethod
+    def backward(ctx, g1, g2):
+        out, grads, pgrads = tuple(t.detach() for t in ctx.saved_tensors), (g1, g2), []
+        for block, rng in zip(reversed(ctx.blocks), reversed(ctx.rng)):
+            with torch.autocast(**ctx.autocast):
+                out, grads, gp = _back_step(block, out, grads, ctx.inverse, rng)
+            pgrads = [g if g is not None else torch.zeros_like(p) for g, p in zip(gp, _f_params(block))] + pgrads
+        return (None, None, *grads, *pgrads)
+
+def reversible_chain(blocks: list[RevBlock], pair: tuple[Tensor, Tensor], *, inverse: bool = False) -> tuple[Tensor, Tensor]:
+    "`pair` through `blocks` (their `inverse` if `inverse`) without storing activations: inputs are rebuilt from outputs in backward."
+    params = [p for b in blocks for p in _f_params(b)]
+    return _ReversibleChain.apply(blocks, inverse, *pair, *params)
+
 # %% ../../nbs/10_modules.autoencoder.ipynb #ee34579b
 class InvertibleAutoencoder(nn.Module):
     "CrevNet's invertible 3D autoencoder: `encode(x[B,C,T,H,W]) -> (s0, s1)`, `decode(s0, s1) -> x`."
     def __init__(self, channels: int, *, n_blocks: tuple[int, ...] = (4, 5, 3),
-                 strides: tuple[int, ...] = (1, 2, 2), mult: int = 2, dropout: float = 0.0):
+                 strides: tuple[int, ...] = (1, 2, 2), mult: int = 2, dropout: float = 0.0,
+                 reversible_backprop: bool = False):
         super().__init__()
         self.channels, self.n_down = channels, sum(s == 2 for s in strides)
+        self.reversible_backprop = reversible_backprop
         in_ch = 4 * channels                                    # after the input squeeze
         blocks, width = [], in_ch // 2
         for stage, (depth, stride) in enumerate(zip(n_blocks, strides)):
@@ -89,6 +165,13 @@ class InvertibleAutoencoder(nn.Module):
         self.width = width
         assert width == stream_width(channels, self.n_down)
 
+    def _run(self, pair: tuple[Tensor, Tensor], inverse: bool) -> tuple[Tensor, Tensor]:
+        blocks = list(reversed(self.blocks)) if inverse else list(self.blocks)
+        if self.reversible_backprop and torch.is_grad_enabled():
+            return reversible_chain(blocks, pair, inverse=inverse)
+        for block in blocks: pair = block.inverse(pair) if inverse else block(pair)
+        return pair
+
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         "Window `[B, C, T, H, W]` -> streams `(s0, s1)`, each `[B, width, T, H/8, W/8]`."
         if x.ndim != 5 or x.shape[1] != self.channels:
@@ -96,12 +179,8 @@ class InvertibleAutoencoder(nn.Module):
         check_frame_size(x.shape[-2], x.shape[-1], self.n_down)
         x = psi(x)
         half = x.shape[1] // 2
-        pair = (x[:, :half], x[:, half:])
-        for block in self.blocks: pair = block(pair)
-        return pair
+        return tuple(s.contiguous() for s in self._run((x[:, :half], x[:, half:]), inverse=False))  # the cells' layout
 
     def decode(self, s0: Tensor, s1: Tensor) -> Tensor:
         "Streams `(s0, s1)` -> window `[B, C, T, H, W]`, the exact inverse of `encode`."
-        pair = (s0, s1)
-        for block in reversed(self.blocks): pair = block.inverse(pair)
-        return psi_inverse(torch.cat(pair, 1))
+        return psi_inverse(torch.cat(self._run((s0, s1), inverse=True), 1))

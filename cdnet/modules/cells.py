@@ -5,14 +5,15 @@
 # %% ../../nbs/11_modules.cells.ipynb #0a66e758
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 # %% auto #0
-__all__ = ['GATES', 'GATE_KINDS', 'CellState', 'zero_state', 'conv3', 'conv1', 'MaskHead', 'STCell', 'AttentionGate',
-           'StreamUpdate']
+__all__ = ['GATES', 'GATE_KINDS', 'CellState', 'zero_state', 'conv3', 'conv1', 'MaskHead', 'fused_conv', 'STCell',
+           'AttentionGate', 'StreamUpdate']
 
 # %% ../../nbs/11_modules.cells.ipynb #8f3c57f0
 class CellState(NamedTuple):
@@ -52,6 +53,32 @@ class MaskHead(nn.Module):
 # %% ../../nbs/11_modules.cells.ipynb #be034369
 GATES = ("paper", "released")
 
+class _StackedConv(torch.autograd.Function):
+    "conv3d with the weights (and biases) stacked on the output axis; keeps the separate weights for backward, not the stack."
+    @staticmethod
+    def forward(ctx, x, n, stride, padding, dilation, groups, *wb):
+        ws, bs = wb[:n], wb[n:]
+        ctx.conv, ctx.n, ctx.bias = (stride, padding, dilation, groups), n, len(bs) > 0
+        ctx.save_for_backward(x, *ws)
+        return F.conv3d(x, torch.cat(ws), torch.cat(bs) if bs else None, stride, padding, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, *ws = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.conv
+        w, sizes = torch.cat(ws), [t.shape[0] for t in ws]
+        mask = [ctx.needs_input_grad[0], any(ctx.needs_input_grad[6:6 + ctx.n]), ctx.bias]
+        gx, gw, gb = torch.ops.aten.convolution_backward(g, x, w, [w.shape[0]] if ctx.bias else None, stride, padding,
+                                                         dilation, False, [0] * len(stride), groups, mask)
+        gws = gw.split(sizes) if gw is not None else [None] * ctx.n
+        return (gx, None, None, None, None, None, *gws, *(gb.split(sizes) if ctx.bias else []))
+
+def fused_conv(convs: Sequence[nn.Conv3d], x: Tensor) -> tuple[Tensor, ...]:
+    "`tuple(conv(x) for conv in convs)` computed as ONE convolution with the weights stacked on the output axis."
+    c0 = convs[0]
+    wb = [c.weight for c in convs] + ([c.bias for c in convs] if c0.bias is not None else [])
+    return _StackedConv.apply(x, len(convs), c0.stride, c0.padding, c0.dilation, c0.groups, *wb).chunk(len(convs), 1)
+
 class STCell(nn.Module):
     "Spatiotemporal LSTM cell (PredRNN) with CDNet's optional mask head: `forward(x, state) -> (out, state)`."
     def __init__(self, hidden: int, *, in_ch: int | None = None, gates: str = "released",
@@ -74,10 +101,10 @@ class STCell(nn.Module):
     def forward(self, x: Tensor, state: CellState) -> tuple[Tensor, CellState]:
         h, c, b, m = state
         released = self.gates == "released"
-        xc = torch.cat([x, h, c] if released else [x, h], 1)
-        c_new = torch.sigmoid(self.gate_f(xc)) * c + torch.sigmoid(self.gate_i(xc)) * torch.tanh(self.gate_g(xc))
-        xm = torch.cat([x, m, c_new] if released else [x, m], 1)
-        m_new = torch.sigmoid(self.gate_f_m(xm)) * m + torch.sigmoid(self.gate_i_m(xm)) * torch.tanh(self.gate_g_m(xm))
+        i, f, g = fused_conv((self.gate_i, self.gate_f, self.gate_g), torch.cat([x, h, c] if released else [x, h], 1))
+        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        i, f, g = fused_conv((self.gate_i_m, self.gate_f_m, self.gate_g_m), torch.cat([x, m, c_new] if released else [x, m], 1))
+        m_new = torch.sigmoid(f) * m + torch.sigmoid(i) * torch.tanh(g)
         o = torch.sigmoid(self.gate_o(torch.cat([x, h, c_new, m_new], 1)))
         h_tilde = o * torch.tanh(self.w_1(torch.cat([c_new, m_new], 1)))
         if self.mask is None: return h_tilde, CellState(h_tilde, c_new, b, m_new)
