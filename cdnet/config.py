@@ -88,7 +88,7 @@ class Config:
     epochs: int | None = None         # training epochs
     iters_per_epoch: int | None = None  # None: one pass over the training set
     batch_size: int | None = None     # training batch
-    lr: float = 5e-4                  # Adam learning rate
+    lr: float | None = None           # Adam learning rate (None: the preset; paper 5e-4)
     lr_step: int = 50                 # StepLR period in epochs
     lr_gamma: float = 0.2             # StepLR factor
     grad_clip: float | None = None    # gradient-norm clipping (None: off)
@@ -110,15 +110,15 @@ class Config:
 
 # %% ../nbs/01_config.ipynb #87563466
 PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": dict(n_obs=4, n_pred=3, n_train=8, n_test=4, hidden=4, refine_iters=2, convlstm_hidden=8, convlstm_layers=1, convlstm_patch=4,
+    "smoke": dict(n_obs=4, n_pred=3, n_train=8, n_test=4, lr=5e-4, hidden=4, refine_iters=2, convlstm_hidden=8, convlstm_layers=1, convlstm_patch=4,
                   predrnn_hidden=8, predrnn_layers=2, predrnn_patch=4, predrnn_sampling="linear",
                   phydnet_hidden=8, frnn_width=8, frnn_layers=2,   # PhyDNet, FRNN: 1/8 of the released widths, FRNN 2 of 8 layers
                   epochs=1, iters_per_epoch=2, batch_size=2, eval_batch_size=4, val_every=1, n_val=2, n_digits=2),
-    "cpu":   dict(n_train=1024, n_test=200, hidden=8, refine_iters=3, convlstm_hidden=32, convlstm_layers=2, convlstm_patch=4,
+    "cpu":   dict(n_train=None, n_test=200, lr=1e-3, hidden=8, refine_iters=3, convlstm_hidden=32, convlstm_layers=2, convlstm_patch=4,
                   predrnn_hidden=32, predrnn_layers=2, predrnn_patch=4, predrnn_sampling="shared",
                   phydnet_hidden=32, frnn_width=32, frnn_layers=4,  # PhyDNet: 1/2 of the released width; FRNN: 1/4, 4 of 8 layers
-                  epochs=1, iters_per_epoch=None, batch_size=8, eval_batch_size=50, val_every=16, n_val=64, n_digits=2),
-    "paper": dict(hidden=32, refine_iters=5, convlstm_hidden=64, convlstm_layers=4, convlstm_patch=4,
+                  epochs=1, iters_per_epoch=300, batch_size=None, eval_batch_size=50, val_every=25, n_val=64, n_digits=2),
+    "paper": dict(hidden=32, refine_iters=5, lr=5e-4, convlstm_hidden=64, convlstm_layers=4, convlstm_patch=4,
                   predrnn_hidden=None, predrnn_layers=4, predrnn_patch=4, predrnn_sampling="linear",
                   phydnet_hidden=64, frnn_width=128, frnn_layers=8,  # PhyDNet: OpenSTL Moving MNIST; FRNN: the authors' UCF101 model
                   epochs=120, iters_per_epoch=None, batch_size=None, eval_batch_size=16, n_train=None, n_test=None,
