@@ -135,3 +135,14 @@ def test_boolean_parameter_text_refused_by_name(nb, params, message, tmp_path):
         run_nb(nb, tmp_path, preset="smoke", out_dir=str(tmp_path / "r"), **params)
     assert message in str(e.value)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("nb", REPRODUCTION, ids=lambda p: p.stem)
+def test_every_parameter_is_documented_by_papermill(nb):
+    "`papermill --help-notebook` lists every parameter (its parser skips a line whose comment holds `=` or quotes)."
+    from papermill.translators import PythonTranslator
+    cells = json.loads(nb.read_text())["cells"]
+    cell = next((c for c in cells if "parameters" in c["metadata"].get("tags", [])), None)
+    if cell is None: return
+    found = {p.name for p in PythonTranslator.inspect({"source": "".join(cell["source"])})}
+    assert found == {name for name, _, _ in parameters(nb)}, f"{nb.name}: papermill does not parse {sorted({n for n, _, _ in parameters(nb)} - found)}"
