@@ -219,7 +219,9 @@ def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="
         if rank == 0 and log.exists(): log.unlink()  # a fresh run starts a fresh log
         if rank == 0 and val_log.exists(): val_log.unlink()
     objective = Objective(model, adv)
-    if world > 1: objective = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
+    if world > 1:  # find_unused_parameters: the released motion mask head and FRNN's removed layers get no gradient by design
+        objective = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None,
+                                                        find_unused_parameters=True)
     if use_compile: objective = torch.compile(objective)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else torch.autocast("cpu", enabled=False)
     def save(rng=None):

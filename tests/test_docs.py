@@ -57,3 +57,19 @@ def test_site_builds_with_a_page_per_notebook(built):
     html = (site / "01_config" / "index.html").read_text()
     assert "resolve_config" in html and "<h1" in html          # API docs rendered from show_doc
     assert (site / "search" / "search_index.json").exists()    # offline search
+
+
+def test_imports_sit_in_cells_of_their_own():
+    "The docs build executes every cell that imports anything (nbdev's `exec_show_docs`): such a cell must hold only imports."
+    import ast, json
+    bad = []
+    for nb in sorted((ROOT / "nbs").glob("[0-9]*.ipynb")):
+        for i, cell in enumerate(json.loads(nb.read_text())["cells"]):
+            src = "".join(cell["source"])
+            if cell["cell_type"] != "code" or src.lstrip().startswith("#| export") or "#| exporti" in src: continue
+            try: tree = ast.parse("\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("%", "!"))))
+            except SyntaxError: continue
+            guarded = {id(n) for tr in ast.walk(tree) if isinstance(tr, ast.Try) for n in ast.walk(tr)}   # `try: import x` probes
+            imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) and id(n) not in guarded]
+            if imports and any(not isinstance(s, (ast.Import, ast.ImportFrom)) for s in tree.body): bad.append(f"{nb.name} cell {i}")
+    assert not bad, f"cells mixing imports with other code (move the imports to the notebook's import cell): {bad}"

@@ -30,7 +30,7 @@ def test_params(tmp_path):
     run_nb("params", tmp_path, out_dir=str(res), dataset="mmnist", preset="smoke")
     d = res / "params"
     spec = pd.read_csv(d / "params.csv")
-    assert spec.matches_spec.all() and len(spec) == 11
+    assert spec.matches_spec.all() and len(spec) == 12   # the spec counts and the temporal discriminator
     counts = spec.groupby(["model", "variant"]).params.apply(set)
     assert 21_862_020 in counts["CDNet", "released"] and 46_951_524 in counts["CrevNet", "conv2"]
     t5 = pd.read_csv(d / "table5.csv").set_index("model")
@@ -40,7 +40,7 @@ def test_params(tmp_path):
     assert t5.loc["CrevNet", "paper_1e7"] == 4.70 and t5.loc["CrevNet", "ours_1e7"] == pytest.approx(4.695)
     per_dataset = pd.read_csv(d / "params_mmnist_smoke.csv").set_index("model")
     assert set(per_dataset.index) == {"convlstm", "crevnet", "cdnet-released", "cdnet-paper", "phydnet", "frnn"} and (per_dataset.params > 0).all()
-    assert "| 21862020 | 21862020 | True |" in (d / "params.md").read_text()
+    assert "| 21862020 | 20848068 | 21862020 | True |" in (d / "params.md").read_text()   # params, trainable, spec
     prov = read_json(d / "config.json")
     assert prov["parameters"]["dataset"] == "mmnist" and prov["provenance"]["versions"]["torch"]
 
