@@ -91,7 +91,7 @@ class Config:
     lr: float | None = None           # Adam learning rate (None: the preset; paper 5e-4)
     lr_step: int = 50                 # StepLR period in epochs
     lr_gamma: float = 0.2             # StepLR factor
-    grad_clip: float | None = None    # gradient-norm clipping (None: off)
+    grad_clip: float | None = None    # gradient-norm clipping before each Adam step (0: off; None: the preset)
     adversarial_weight: float = 0.0   # CDNet: weight of the released temporal discriminator term (release: 1e-3; 0: none)
     discriminator: str = "released"   # released (its real, shuffled and copied inputs are one tensor) | corrected
     seed: int = 1234                  # one seed for data order, init and sampling
@@ -113,16 +113,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(n_obs=4, n_pred=3, n_train=8, n_test=4, lr=5e-4, hidden=4, refine_iters=2, convlstm_hidden=8, convlstm_layers=1, convlstm_patch=4,
                   predrnn_hidden=8, predrnn_layers=2, predrnn_patch=4, predrnn_sampling="linear",
                   phydnet_hidden=8, frnn_width=8, frnn_layers=2,   # PhyDNet, FRNN: 1/8 of the released widths, FRNN 2 of 8 layers
-                  epochs=1, iters_per_epoch=2, batch_size=2, eval_batch_size=4, val_every=1, n_val=2, n_digits=2),
+                  epochs=1, iters_per_epoch=2, batch_size=2, eval_batch_size=4, val_every=1, n_val=2, n_digits=2, grad_clip=1.0),
     "cpu":   dict(n_train=None, n_test=200, lr=1e-3, hidden=8, refine_iters=3, convlstm_hidden=32, convlstm_layers=2, convlstm_patch=4,
                   predrnn_hidden=32, predrnn_layers=2, predrnn_patch=4, predrnn_sampling="shared",
                   phydnet_hidden=32, frnn_width=32, frnn_layers=4,  # PhyDNet: 1/2 of the released width; FRNN: 1/4, 4 of 8 layers
-                  epochs=1, iters_per_epoch=300, batch_size=None, eval_batch_size=50, val_every=25, n_val=64, n_digits=2),
+                  epochs=1, iters_per_epoch=300, batch_size=None, eval_batch_size=50, val_every=25, n_val=64, n_digits=2,
+                  grad_clip=1.0),  # without it CDNet and CrevNet close their stream gates and copy (see the text)
     "paper": dict(hidden=32, refine_iters=5, lr=5e-4, convlstm_hidden=64, convlstm_layers=4, convlstm_patch=4,
                   predrnn_hidden=None, predrnn_layers=4, predrnn_patch=4, predrnn_sampling="linear",
                   phydnet_hidden=64, frnn_width=128, frnn_layers=8,  # PhyDNet: OpenSTL Moving MNIST; FRNN: the authors' UCF101 model
                   epochs=120, iters_per_epoch=None, batch_size=None, eval_batch_size=16, n_train=None, n_test=None,
-                  val_every=1000, n_val=256, n_digits=2),
+                  val_every=1000, n_val=256, n_digits=2, grad_clip=0),  # cdnet.md Sec. 6 names no clipping
 }
 # ST-LSTM family (predrnn_*): smoke and cpu scale like the ConvLSTM, to a quarter of the published width
 # (cpu: 32 channels, half the depth: 2 layers; smoke: 8 x 2, the fewest layers MIM and MotionRNN have);
@@ -257,7 +258,7 @@ def _validate(c: Config):
     _choice("convention", c.convention, ("standard", "authors", "both"))
     if not (isinstance(c.lr, (int, float)) and c.lr > 0): raise ConfigError("lr", c.lr, "a number > 0")
     if not (0 < c.lr_gamma <= 1): raise ConfigError("lr_gamma", c.lr_gamma, "a number in (0, 1]")
-    if c.grad_clip is not None and not c.grad_clip > 0: raise ConfigError("grad_clip", c.grad_clip, "None or a number > 0")
+    if c.grad_clip is not None and not c.grad_clip >= 0: raise ConfigError("grad_clip", c.grad_clip, "0 (off) or a number > 0")
     if not (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
         raise ConfigError("device", c.device, "auto | cpu | cuda | cuda:N")
     d = DATASETS[c.dataset]

@@ -343,3 +343,15 @@ def test_two_processes_cdnet_batchnorm(two_processes, capsys):
               f"{moved:.3g} from their initial values), incl. BN running stats {everything:.3g}")
     assert 0 < params < 1e-2
     assert ranks[0]["sync_bn"].startswith("sync_bn needs CUDA")
+
+
+def test_grad_clip_acts_before_the_adam_step(tmp_path):
+    "Clipping at a norm no gradient reaches leaves training bit-identical to no clipping (0); a small norm changes it."
+    ds = clips_dataset()
+    off = run("convlstm", tmp_path / "off", ds, epochs=1, grad_clip=0)
+    never = run("convlstm", tmp_path / "never", ds, epochs=1, grad_clip=1e9)
+    tight = run("convlstm", tmp_path / "tight", ds, epochs=1, grad_clip=1e-4)
+    assert_same_weights(off, never)
+    assert any(not torch.equal(a, b) for a, b in zip(off.state_dict().values(), tight.state_dict().values()))
+    norms = [float(r["grad_norm"]) for r in csv.DictReader(open(tmp_path / "tight" / "train_log.csv"))]
+    assert len(norms) == ITERS and min(norms) > 1e-4   # the log keeps the norm before clipping
