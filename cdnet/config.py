@@ -78,6 +78,7 @@ class Config:
     predrnn_sampling_stop: int = 80     # epoch at which the linear schedule reaches 0 (50k iterations at OpenSTL MMNIST)
     crevnet_layers: int = 8           # CrevNet baseline: stacked cells
     crevnet_gate: str = "conv2"       # conv2 (CDNet authors' count) | conv1 (CrevNet release)
+    crevnet_sampling: str = "shared"  # CrevNet training inputs: shared (CDNet's schedule) | teacher (ground truth, CrevNet release) | free
     phydnet_hidden: int | None = None # PhyDNet baseline: latent channels (64 released; ConvLSTM branch 2h, 2h, h)
     frnn_width: int | None = None     # FRNN baseline: first dGRU width (128 released: 128,128,256,256,512,512,256,256)
     frnn_layers: int | None = None    # FRNN baseline: dGRU layers, 1..8 (8 released)
@@ -253,6 +254,7 @@ def _validate(c: Config):
         raise ConfigError("adversarial_weight", c.adversarial_weight, "0 unless model=cdnet (the discriminator reads CDNet motion decodes)")
     _choice("discriminator", c.discriminator, ("released", "corrected"))
     _choice("crevnet_gate", c.crevnet_gate, ("conv2", "conv1"))
+    _choice("crevnet_sampling", c.crevnet_sampling, ("shared", "teacher", "free"))
     for name in ("reversible_backprop", "checkpoint_cells"):
         if not isinstance(getattr(c, name), bool): raise ConfigError(name, getattr(c, name), "True | False")
     _choice("convention", c.convention, ("standard", "authors", "both"))

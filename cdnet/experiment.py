@@ -5,7 +5,7 @@
 # %% ../nbs/32_experiment.ipynb #91bd74ce
 from __future__ import annotations
 import json, time, traceback, warnings
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 import torch
 from .config import Config, DATASETS, resolve_config, save_config, atomic_write_text
@@ -15,7 +15,7 @@ from .train import train, resolve_device, seed_everything, dist_info, validation
 from .evaluate import evaluate, write_results
 
 # %% auto #0
-__all__ = ['run_dir', 'write_status', 'load_finished', 'run_experiment']
+__all__ = ['run_dir', 'write_status', 'same_config', 'load_finished', 'run_experiment']
 
 # %% ../nbs/32_experiment.ipynb #e48c750c
 def run_dir(cfg: Config, tag: str | None = None) -> Path:
@@ -28,6 +28,13 @@ def write_status(out_dir, status: str, **info):
     atomic_write_text(Path(out_dir) / "status.json", json.dumps(dict(status=status, time=time.strftime("%Y-%m-%dT%H:%M:%S"), **info), indent=2))
 
 # %% ../nbs/32_experiment.ipynb #10c99e25
+def same_config(saved: dict, cfg: Config) -> bool:
+    "Whether a saved `config.json` configuration is `cfg`; a field missing from `saved` (newer than the run) must be at its default."
+    now = json.loads(json.dumps(asdict(cfg), default=str))
+    if set(saved) - set(now): return False                                   # a field this code no longer has
+    default = {f.name: f.default for f in fields(Config)}
+    return all(saved[k] == v if k in saved else v == json.loads(json.dumps(default[k], default=str)) for k, v in now.items())
+
 def load_finished(cfg: Config, tag: str | None = None, *, out: Path | None = None) -> dict | None:
     "The finished run of exactly `cfg` (same keys as `run_experiment` returns, `result=None`), or None."
     from cdnet.train import load_checkpoint
@@ -37,7 +44,7 @@ def load_finished(cfg: Config, tag: str | None = None, *, out: Path | None = Non
         saved = json.loads((out / "config.json").read_text())
         metrics = json.loads((out / "metrics.json").read_text())
     except (OSError, KeyError, json.JSONDecodeError): return None
-    if status != "done" or saved.get("config") != json.loads(json.dumps(asdict(cfg), default=str)): return None
+    if status != "done" or not same_config(saved.get("config") or {}, cfg): return None
     shape = DATASETS[cfg.dataset]
     model = build_model(cfg, shape["channels"], shape["height"], shape["width"])
     if is_trainable(model):

@@ -37,7 +37,8 @@ def build_model(cfg: Config, channels: int, height: int, width: int) -> nn.Modul
     if cfg.model == "crevnet":
         from cdnet.models.crevnet import CrevNet
         return CrevNet(channels=channels, height=height, width=width, n_obs=cfg.n_obs, hidden=cfg.hidden,
-                       layers=cfg.crevnet_layers, gate=cfg.crevnet_gate, reversible_backprop=cfg.reversible_backprop)
+                       layers=cfg.crevnet_layers, gate=cfg.crevnet_gate, sampling=cfg.crevnet_sampling,
+                       reversible_backprop=cfg.reversible_backprop)
     if cfg.model == "cdnet":
         from cdnet.models.cdnet import CDNet
         switches = {k: getattr(cfg, k) for k in CDNET_SWITCHES if getattr(cfg, k) is not None}
@@ -66,7 +67,8 @@ def model_switches(cfg: Config) -> dict:
         from cdnet.models.cdnet import resolve_variant
         return dict(model="cdnet", variant=cfg.variant, hidden=cfg.hidden, refine_iters=cfg.refine_iters,
                     **resolve_variant(cfg.variant, **{k: getattr(cfg, k) for k in CDNET_SWITCHES if getattr(cfg, k) is not None}))
-    if cfg.model == "crevnet": return dict(model="crevnet", hidden=cfg.hidden, layers=cfg.crevnet_layers, gate=cfg.crevnet_gate)
+    if cfg.model == "crevnet": return dict(model="crevnet", hidden=cfg.hidden, layers=cfg.crevnet_layers, gate=cfg.crevnet_gate,
+                                           sampling=cfg.crevnet_sampling)
     if cfg.model == "convlstm":
         return dict(model="convlstm", hidden=cfg.convlstm_hidden, layers=cfg.convlstm_layers, patch=cfg.convlstm_patch)
     if cfg.model in ("predrnn", "mim", "motionrnn"):

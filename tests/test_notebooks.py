@@ -146,3 +146,23 @@ def test_every_parameter_is_documented_by_papermill(nb):
     if cell is None: return
     found = {p.name for p in PythonTranslator.inspect({"source": "".join(cell["source"])})}
     assert found == {name for name, _, _ in parameters(nb)}, f"{nb.name}: papermill does not parse {sorted({n for n, _, _ in parameters(nb)} - found)}"
+
+
+def test_protocol_audit_smoke(tmp_path, mnist_dir):
+    "Three rows over two seeds: runs tagged audit:..., the exact area loss identical to none, the convention gap, files; a wrong row is refused."
+    res = tmp_path / "results"
+    run_nb("nbs/protocol_audit.ipynb", tmp_path, preset="smoke", dataset="mmnist", seeds=[1, 2], out_dir=str(res), mnist_dir=mnist_dir,
+           rows="area_loss=none,gates=paper,crevnet_sampling=teacher")
+    base = res / "mmnist_32" / "smoke"
+    assert (base / "cdnet-released" / "audit:gates=paper" / "seed2" / "metrics.json").exists()
+    assert (base / "crevnet" / "audit:crevnet_sampling=teacher" / "seed1" / "config.json").exists()
+    eff = pd.read_csv(base / "audit_effects.csv")
+    assert set(eff.metric) == {"mse", "ssim"} and (eff.n_seeds == 2).all()
+    area = eff[(eff.tag == "audit:area_loss=none") & (eff.convention == "standard")]
+    assert len(area) == 2 and (area.verdict == "identical").all() and (area.effect == 0).all()
+    gap = eff[eff.convention == "authors - standard"]
+    assert set(gap.model) == {"cdnet-released", "crevnet"} and gap.effect.abs().gt(0).all()
+    assert (base / "audit_forest.png").stat().st_size > 10_000 and "identical" in (base / "audit.md").read_text()
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        run_nb("nbs/protocol_audit.ipynb", tmp_path, preset="smoke", out_dir=str(tmp_path / "r"), rows="gates=released")
+    assert "invalid value for `rows`: 'gates=released'" in str(e.value) and not (tmp_path / "r").exists()

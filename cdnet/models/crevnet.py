@@ -16,7 +16,7 @@ from ..modules.autoencoder import InvertibleAutoencoder, check_frame_size, strea
 from ..modules.cells import GATE_KINDS, CellState, STCell, StreamUpdate, zero_state
 
 # %% auto #0
-__all__ = ['CrevNetState', 'CrevNet']
+__all__ = ['CREVNET_SAMPLING', 'CrevNetState', 'CrevNet']
 
 # %% ../../nbs/14_models.crevnet.ipynb #961121d0
 @dataclass
@@ -25,10 +25,12 @@ class CrevNetState:
     layers: list[CellState]
     m: Tensor
 
+CREVNET_SAMPLING = ("shared", "teacher", "free")  # what a prediction step reads in training (see the text)
+
 class CrevNet(nn.Module):
     "CrevNet: invertible autoencoder and `layers` stacked ST cells (no mask head), one attention gate per layer."
     def __init__(self, *, channels: int, height: int, width: int, n_obs: int, hidden: int = 32, layers: int = 8,
-                 gate: str = "conv2", scheduled_sampling: bool = True,
+                 gate: str = "conv2", sampling: str = "shared",
                  reversible_backprop: bool = False, channels_last: bool = True):
         super().__init__()
         check_frame_size(height, width)
@@ -36,7 +38,8 @@ class CrevNet(nn.Module):
         if gate not in GATE_KINDS: raise ValueError(f"gate must be one of {GATE_KINDS}, got {gate!r}")
         if layers < 1: raise ValueError(f"layers must be >= 1, got {layers}")
         self.channels, self.height, self.width, self.n_obs = channels, height, width, n_obs
-        self.hidden, self.layers, self.gate, self.scheduled_sampling = hidden, layers, gate, scheduled_sampling
+        if sampling not in CREVNET_SAMPLING: raise ValueError(f"sampling must be one of {CREVNET_SAMPLING}, got {sampling!r}")
+        self.hidden, self.layers, self.gate, self.sampling = hidden, layers, gate, sampling
         w, h = stream_width(channels), hidden * channels
         self.cell_width = h
         self.autoencoder = InvertibleAutoencoder(channels, reversible_backprop=reversible_backprop)
@@ -68,7 +71,7 @@ class CrevNet(nn.Module):
 
     def loss(self, frames: Tensor, n_obs: int, *, epoch: int = 0) -> tuple[Tensor, dict[str, float]]:
         "Sum over steps of the MSE between the decoded and the target window."
-        p = teacher_forcing_p(epoch) if self.scheduled_sampling else 0.0
+        p = dict(shared=teacher_forcing_p(epoch), teacher=1.0, free=0.0)[self.sampling]
         r = self(frames, n_obs, frames.shape[1] - n_obs, teacher_p=p)
         mse = sum(F.mse_loss(d, window(frames, k)) for k, d in enumerate(r.final, 1))
         return mse, {"loss": mse.item(), "mse": mse.item(), "teacher_p": p}
