@@ -15,7 +15,7 @@ from .stats import LOWER_IS_BETTER, paired_t
 
 # %% auto #0
 __all__ = ['AUDIT', 'AUDIT_EXTRA', 'EFFECT_COLUMNS', 'audit_tag', 'paper_vs_code_rows', 'audit_rows', 'effect_verdict',
-           'audit_effects', 'convention_gaps', 'plot_forest']
+           'paired_effect', 'audit_effects', 'convention_gaps', 'plot_forest']
 
 # %% ../nbs/43_audit.ipynb #340d3148
 AUDIT = "audit:"
@@ -60,7 +60,8 @@ def effect_verdict(r: dict, metric: str, identical: bool) -> str:
     if r["ci_low"] > 0: return "worse" if lower else "better"
     return "no clear effect"
 
-def _paired_row(keys: dict, flipped: pd.Series, base: pd.Series, level: float) -> dict | None:
+def paired_effect(keys: dict, flipped: pd.Series, base: pd.Series, level: float = 0.95) -> dict | None:
+    "`keys` plus the paired effect flipped - base over the seeds (index) both have, its interval, p and verdict; None without shared seeds."
     seeds = sorted(set(flipped.index) & set(base.index))
     if not seeds: return None
     a, b = flipped.loc[seeds].to_numpy(float), base.loc[seeds].to_numpy(float)
@@ -80,7 +81,7 @@ def audit_effects(runs: pd.DataFrame, metrics=("mse", "ssim"), level: float = 0.
     for (ds, preset, model, conv, metric), g in df.groupby(["dataset", "preset", "model", "convention", "metric"], sort=True):
         base = g[g.tag == ""].drop_duplicates("seed", keep="last").set_index("seed").value
         for tag, f in g[g.tag.str.startswith(AUDIT)].groupby("tag", sort=True):
-            row = _paired_row(dict(dataset=ds, preset=preset, model=model, tag=tag, convention=conv, metric=metric),
+            row = paired_effect(dict(dataset=ds, preset=preset, model=model, tag=tag, convention=conv, metric=metric),
                               f.drop_duplicates("seed", keep="last").set_index("seed").value, base, level)
             if row: out.append(row)
     return pd.DataFrame(out, columns=EFFECT_COLUMNS)
@@ -93,7 +94,7 @@ def convention_gaps(runs: pd.DataFrame, metrics=("mse", "ssim"), level: float = 
     for (ds, preset, model, metric), g in df.groupby(["dataset", "preset", "model", "metric"], sort=True):
         by = {c: h.drop_duplicates("seed", keep="last").set_index("seed").value for c, h in g.groupby("convention")}
         if {"authors", "standard"} <= set(by):
-            row = _paired_row(dict(dataset=ds, preset=preset, model=model, tag=AUDIT + "convention=authors", convention="authors - standard",
+            row = paired_effect(dict(dataset=ds, preset=preset, model=model, tag=AUDIT + "convention=authors", convention="authors - standard",
                                    metric=metric), by["authors"], by["standard"], level)
             if row: out.append(row)
     return pd.DataFrame(out, columns=EFFECT_COLUMNS)

@@ -100,6 +100,9 @@ def main(argv=None):
             "(`bash scripts/main.sh` regenerates them).\n\n" + "\n\n".join(parts)) if parts else \
            "No report yet: run `bash scripts/main.sh`, then rebuild the site."
     (SRC / "results" / "index.md").write_text("# Results\n\n" + text + "\n")
+    findings = ROOT / "reports" / "findings.md"   # the verdict per claim, written by the report
+    (SRC / "findings.md").write_text(findings.read_text() if findings.exists() else
+                                     "# Findings\n\nNo findings yet: run `bash scripts/main.sh`, then rebuild the site.\n")
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
     if not a.no_build: subprocess.run([str(bin_ / "mkdocs"), "build", "--clean", "--quiet"], cwd=ROOT, check=True, env=env)
     print(f"site: {ROOT / 'site' / 'index.html'}")

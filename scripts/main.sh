@@ -10,7 +10,8 @@
 # A progress bar counts the runs (models x seeds) of each dataset and estimates the time left.
 # Finished runs of an identical configuration are read back, not retrained, so a killed study started
 # again goes on where it stopped (delete results/ to retrain). The report of a study goes to
-# reports/output/; smoke runs are reported to results/smoke-report/ and never into reports/output/.
+# reports/output/ and the verdict per claim to reports/findings.md; smoke runs are reported to
+# results/smoke-report/ (findings included) and never into reports/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -25,8 +26,8 @@ MNIST_DIR=${MNIST_DIR:-}
 [ -n "$MNIST_DIR" ] || { [ -d ../shared/data/mnist ] && MNIST_DIR=../shared/data/mnist; } || true
 CLIPS_DIR=${CLIPS_DIR:-../shared/data/clips}
 PRESET=$(python -c "from cdnet.config import resolve_config; print(resolve_config('$PRESET', verbose=False).preset)")
-if [ "$PRESET" = smoke ]; then REPORT=${REPORT:-$RESULTS/smoke-report}; SELECT=(-p presets smoke)
-else REPORT=${REPORT:-reports/output}; SELECT=(-p exclude_presets smoke); fi
+if [ "$PRESET" = smoke ]; then REPORT=${REPORT:-$RESULTS/smoke-report}; SELECT=(-p presets smoke -p findings "$REPORT/findings.md" -p findings_preset smoke)
+else REPORT=${REPORT:-reports/output}; SELECT=(-p exclude_presets smoke -p findings_preset "$PRESET"); fi
 seeds_yaml="seeds: [$(echo $SEEDS | tr ' ' ',')]"
 mkdir -p "$RESULTS/notebooks"
 set -- $DATASETS
@@ -44,4 +45,4 @@ for family in "$@"; do
 done
 papermill --no-progress-bar reports/report.ipynb "$RESULTS/notebooks/report_${PRESET}.ipynb" -p results_dir "$RESULTS" \
   -p out_dir "$REPORT" "${SELECT[@]}"
-echo "tables, summary.csv and plots: $REPORT/ ; executed notebooks: $RESULTS/notebooks/"
+echo "tables, summary.csv and plots: $REPORT/ ; findings: $([ "$PRESET" = smoke ] && echo "$REPORT/findings.md" || echo reports/findings.md) ; executed notebooks: $RESULTS/notebooks/"

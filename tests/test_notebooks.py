@@ -65,7 +65,11 @@ def test_main_results_seeds_summary_and_curves(tmp_path, mnist_dir):
     stamp = {p: p.stat().st_mtime_ns for p in base.rglob("metrics.json")}
 
     out = tmp_path / "report"
-    run_nb("reports/report.ipynb", tmp_path, results_dir=str(res), out_dir=str(out))
+    run_nb("reports/report.ipynb", tmp_path, results_dir=str(res), out_dir=str(out), findings_preset="smoke")
+    findings = (tmp_path / "findings.md").read_text()                                  # beside out_dir by default
+    claims = findings.split("## Claims")[1].split("\n## ")[0]
+    assert "| Sec. 4.3, Table 1 |" in claims and "not yet run" in claims and "| reproduced |" in claims   # no CDNet runs; the counts
+    assert "## What needs a GPU or the real datasets" in findings
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False, na_values=[""])
     assert list(summary.columns) == ["dataset", "preset", "model", "tag", "convention", "metric", "mean", "ci_low", "ci_high",
                                      "n_seeds", "paper_value", "comparable"]
