@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .cdnet import teacher_forcing_p  # the same scheduled sampling as CDNet
+from ..modules.rollout import teacher_forcing_p  # the same scheduled sampling as CDNet
 from ..modules.recurrent import ConvLSTMCell, unroll
 
 # %% auto #0

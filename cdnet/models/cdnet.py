@@ -16,58 +16,10 @@ from ..losses import AREA_LOSSES, PIXEL_LOSSES, area_loss, iteration_weights, pi
 from ..modules.autoencoder import InvertibleAutoencoder, check_frame_size, stream_width
 from ..modules.cells import GATES, CellState, STCell, StreamUpdate
 from ..modules.global_info import GlobalInfo, StateInit, Updater
+from ..modules.rollout import Rollout, observed_overwrite, rollout, teacher_forcing_p, window
 
 # %% auto #0
-__all__ = ['VARIANTS', 'teacher_forcing_p', 'window', 'observed_overwrite', 'Rollout', 'rollout', 'resolve_variant', 'CDNetState',
-           'CDNet']
-
-# %% ../../nbs/13_models.cdnet.ipynb #cfef6861
-def teacher_forcing_p(epoch: int) -> float:
-    "Probability of feeding the ground-truth window at a prediction step: `0.9 * 0.9 ** (epoch // 5)`."
-    return 0.9 * 0.9 ** (epoch // 5)
-
-def window(frames: Tensor, i: int) -> Tensor:
-    "Window `X_i` = frames `i, i+1, i+2` of `frames[B, T, C, H, W]` in Conv3d layout `[B, C, 3, H, W]`."
-    return frames[:, i:i + 3].transpose(1, 2)
-
-def observed_overwrite(pred: Tensor, frames: Tensor, i: int, n_obs: int) -> Tensor:
-    "Predicted window `X_i` with every slice whose frame is observed (`< n_obs`) replaced by that frame."
-    n_seen = max(0, min(3, n_obs - i))
-    if n_seen == 0: return pred
-    return torch.cat([window(frames, i)[:, :, :n_seen], pred[:, :, n_seen:]], 2)
-
-# %% ../../nbs/13_models.cdnet.ipynb #edb3062d
-@dataclass
-class Rollout:
-    "Every decoded window of an unroll: `decodes[k-1][j]` is step k, iteration j, `[B, C, 3, H, W]`."
-    decodes: list[list[Tensor]]
-    n_past: int
-
-    @property
-    def final(self) -> list[Tensor]:
-        "The final decode of every step."
-        return [d[-1] for d in self.decodes]
-
-    def predictions(self) -> Tensor:
-        "The predicted frames `[B, n_pred, C, H, W]`: slice 2 of the final decodes of steps n_past..S."
-        return torch.stack([d[:, :, 2] for d in self.final[self.n_past - 1:]], 1)
-
-def rollout(step: Callable, frames: Tensor, n_obs: int, n_pred: int, *, teacher_p: float | None = None) -> Rollout:
-    "Unroll `step(window, state, k) -> (decodes, state)` over `S = n_obs + n_pred - 3` steps of `frames[B, T, C, H, W]`."
-    n_past, T = n_obs - 2, frames.shape[1]
-    if n_past < 1: raise ValueError(f"n_obs={n_obs}: models that read 3-frame windows need n_obs >= 3")
-    if T < n_obs: raise ValueError(f"got {T} frames for n_obs={n_obs}")
-    if teacher_p is not None and T < n_obs + n_pred:
-        raise ValueError(f"training needs all n_obs + n_pred = {n_obs + n_pred} frames, got {T}")
-    decodes, state, prev = [], None, None
-    for k in range(1, n_past + n_pred):
-        if k <= n_past: x = window(frames, k - 1)
-        elif teacher_p is None: x = observed_overwrite(prev.detach(), frames, k - 1, n_obs)
-        else: x = window(frames, k - 1) if torch.rand(()).item() < teacher_p else prev
-        dec, state = step(x, state, k)
-        decodes.append(dec)
-        prev = dec[-1]
-    return Rollout(decodes, n_past)
+__all__ = ['VARIANTS', 'resolve_variant', 'CDNetState', 'CDNet']
 
 # %% ../../nbs/13_models.cdnet.ipynb #16a240a5
 VARIANTS: dict[str, dict] = {

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .cdnet import Rollout, rollout, teacher_forcing_p, window
+from ..modules.rollout import Rollout, rollout, teacher_forcing_p, window
 from ..modules.autoencoder import InvertibleAutoencoder, check_frame_size, stream_width
 from ..modules.cells import GATE_KINDS, CellState, STCell, StreamUpdate, zero_state
 

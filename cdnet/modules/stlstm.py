@@ -8,7 +8,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .recurrent import unroll         # the one frame-level unroll, below the models
-from ..models.cdnet import teacher_forcing_p   # the project's shared scheduled sampling
+from .rollout import teacher_forcing_p   # the project's shared scheduled sampling
 
 # %% auto #0
 __all__ = ['gate_conv', 'SpatioTemporalLSTMCell', 'linear_sampling_eta', 'FrameRNN']
