@@ -52,7 +52,8 @@ def worker(spec: dict) -> dict:
     from cdnet.config import DATASETS, resolve_config
     from cdnet.data import ClipWindows, get_dataset
     from cdnet.params import count_params
-    from cdnet.train import seed_everything, train
+    from cdnet.train import train
+    from cdnet.core import seed_everything
     from cdnet.zoo import build_model
 
     torch.set_num_threads(spec["threads"])

@@ -85,7 +85,7 @@ def frame_order(paths) -> list[Path]:
 def read_frames(path, need: int, what: str = "") -> tuple[list[np.ndarray], float | None]:
     "The first `need` frames `[H, W, 3]` uint8 of a video file or an image directory (in `frame_order`), and the video's frame rate."
     import imageio_ffmpeg
-    from cdnet.prepared import BadSource, container_frame_count, read_image
+    from cdnet.videoio import BadSource, container_frame_count, read_image
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"input not found: {path}")
     if path.is_dir():
@@ -106,7 +106,7 @@ def read_frames(path, need: int, what: str = "") -> tuple[list[np.ndarray], floa
 def fit_frame(frame: np.ndarray, height: int, width: int, channels: int) -> np.ndarray:
     "Centre-crop `frame` `[h, w, 3]` to the aspect `width / height`, resize (Lanczos) to `height x width`, `channels` 1 or 3."
     from PIL import Image
-    from cdnet.prepared import center_box, crop_resize
+    from cdnet.videoio import center_box, crop_resize
     out = crop_resize(frame, center_box(frame.shape[0], frame.shape[1], aspect=width / height), [(height, width)])
     return np.asarray(Image.fromarray(out).convert("L"))[..., None] if channels == 1 else out
 
@@ -143,7 +143,7 @@ def write_panels(out, frames: np.ndarray, fps: float) -> Path:
         imgs = [Image.fromarray(f) for f in frames]
         imgs[0].save(out, save_all=True, append_images=imgs[1:], duration=round(1000 / fps), loop=0)
     elif suffix == ".mp4":
-        from cdnet.prepared import write_video
+        from cdnet.videoio import write_video
         out.parent.mkdir(parents=True, exist_ok=True)
         write_video(out, frames, fps=fps)
     else:
@@ -205,7 +205,7 @@ def _print_summary(summary: dict):
 
 def cmd_train(args) -> int:
     from cdnet.experiment import run_experiment
-    from cdnet.train import distributed
+    from cdnet.core import distributed
     over = parse_overrides(args.overrides)
     for key in ("preset", "model", "dataset", "variant"):
         if getattr(args, key) is not None: over[key] = getattr(args, key)
@@ -227,7 +227,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from cdnet.data import get_dataset
     from cdnet.evaluate import evaluate, write_results
-    from cdnet.train import resolve_device
+    from cdnet.core import resolve_device
     over = parse_overrides(args.overrides)
     device = resolve_device(args.device)
     model, cfg = load_trained(args.checkpoint, device=device, **over)
@@ -256,7 +256,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     import torch
     from cdnet.data import to_float_frames
-    from cdnet.train import resolve_device
+    from cdnet.core import resolve_device
     if args.horizon < 1: raise UsageError(f"--horizon {args.horizon}: predict at least 1 frame")
     if args.scale < 1: raise UsageError(f"--scale {args.scale}: must be at least 1")
     device = resolve_device(args.device)
@@ -354,7 +354,7 @@ def main(argv=None) -> int:
     try: return args.func(args)
     except (Exception, KeyboardInterrupt) as e:
         if getattr(args, "debug", False): raise
-        from cdnet.train import dist_info
+        from cdnet.core import dist_info
         rank, world = dist_info()
         where = f" (rank {rank})" if world > 1 else ""
         plain = (UsageError, KeyboardInterrupt, OSError, ValueError, RuntimeError)  # messages that already say what was wrong

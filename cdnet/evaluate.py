@@ -18,8 +18,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 
-from .config import atomic_write_text
-from .train import dist_info  # (rank, world size); (0, 1) outside torch.distributed
+from .core import atomic_write_text
+from .core import dist_info  # (rank, world size); (0, 1) outside torch.distributed
 from .metrics import check_convention, frame_metrics, load_lpips, summarize
 
 # %% ../nbs/31_evaluate.ipynb #a47c1216

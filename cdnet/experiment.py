@@ -8,10 +8,12 @@ import json, time, traceback, warnings
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 import torch
-from .config import Config, DATASETS, resolve_config, save_config, atomic_write_text
-from .data import get_dataset
+from .config import Config, DATASETS, resolve_config, save_config
+from .core import atomic_write_text
+from .data import NoValidationSplit, get_dataset
 from .zoo import build_model, is_trainable, model_switches, model_name
-from .train import train, resolve_device, seed_everything, dist_info, validation_mse
+from .train import train, validation_mse
+from .core import resolve_device, seed_everything, dist_info
 from .evaluate import evaluate, write_results
 
 # %% auto #0
@@ -66,7 +68,6 @@ def run_experiment(cfg: Config, *, tag: str | None = None, resume: bool = False,
     train_ds, test_ds = get_dataset(cfg.dataset, "train", cfg), get_dataset(cfg.dataset, "test", cfg)
     val_ds = None
     if cfg.val_every:                                            # from the training data
-        from cdnet.prepared import NoValidationSplit
         try: val_ds = get_dataset(cfg.dataset, "val", cfg)
         except NoValidationSplit as e: warnings.warn(f"training without validation: {e}", stacklevel=2)
     model = build_model(cfg, shape["channels"], shape["height"], shape["width"]).to(device)

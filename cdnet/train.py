@@ -12,42 +12,14 @@ import torch
 from torch import nn
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
-from .config import Config, atomic_write, atomic_write_text
+from .config import Config
+from .core import atomic_write, atomic_write_text, dist_info
 from .discriminator import adversary_for
 
 # %% auto #0
-__all__ = ['RESUME_FREE', 'resolve_device', 'seed_everything', 'dist_info', 'distributed', 'epoch_batches', 'rng_states',
-           'set_rng_states', 'save_checkpoint', 'load_checkpoint', 'resume_mismatch', 'NonFiniteLoss', 'StopRequest',
-           'speed_options', 'convert_sync_bn', 'summary_writer', 'validation_mse', 'Objective', 'train']
-
-# %% ../nbs/30_train.ipynb #63db066e
-def resolve_device(name: str = "auto") -> torch.device:
-    "'auto' -> the first CUDA device when present, else the CPU."
-    if name == "auto": name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name!r} asked for, but no CUDA device is available (use device='cpu' or 'auto')")
-    return torch.device(name)
-
-def seed_everything(seed: int):
-    "Seed Python, NumPy and torch (all devices)."
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
-
-def dist_info() -> tuple[int, int]:
-    "(rank, world size); (0, 1) outside `torch.distributed`."
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
-
-# %% ../nbs/30_train.ipynb #4f2a1848
-@contextmanager
-def distributed(device: str = "auto"):
-    "Initialise `torch.distributed` from torchrun's environment for the block (gloo on CPU, NCCL on CUDA); yields (rank, world)."
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 or not dist.is_available() or dist.is_initialized():
-        yield dist_info(); return
-    use_cuda = str(device) != "cpu" and torch.cuda.is_available()
-    if use_cuda: torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group("nccl" if use_cuda else "gloo")  # env:// rendezvous: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE
-    try: yield dist_info()
-    finally: dist.destroy_process_group()
+__all__ = ['RESUME_FREE', 'epoch_batches', 'rng_states', 'set_rng_states', 'save_checkpoint', 'load_checkpoint',
+           'resume_mismatch', 'NonFiniteLoss', 'StopRequest', 'speed_options', 'convert_sync_bn', 'summary_writer',
+           'validation_mse', 'Objective', 'train']
 
 # %% ../nbs/30_train.ipynb #dae5960f
 def epoch_batches(n: int, batch_size: int, iters: int, epoch: int, seed: int) -> list[list[int]]:

@@ -1,6 +1,6 @@
 """Arguments and error handling shared by the data_prep scripts (the logic lives in `cdnet.prepared`)."""
 import argparse, sys
-from cdnet.prepared import BadSource
+from cdnet.videoio import BadSource
 
 
 def parser(description: str, epilog: str) -> argparse.ArgumentParser:

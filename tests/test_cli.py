@@ -13,7 +13,7 @@ from PIL import Image
 
 import cdnet.experiment as experiment
 from cdnet.cli import main
-from cdnet.prepared import container_frame_count, write_video
+from cdnet.videoio import container_frame_count, write_video
 
 pytestmark = pytest.mark.filterwarnings("ignore:LPIPS is unavailable")
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from cdnet.config import resolve_config
-from cdnet.prepared import (BadSource, CLIP_FILES, MANIFEST, PARTIAL, VERIFY_CACHE, container_frame_count, is_prepared,
-                            load_prepared, prepare_human36m, prepare_ucf101, read_manifest, read_video, sha256_file)
+from cdnet.videoio import BadSource, container_frame_count, read_video
+from cdnet.prepared import CLIP_FILES, prepare_human36m, prepare_ucf101
+from cdnet.manifest import MANIFEST, PARTIAL, VERIFY_CACHE, is_prepared, read_manifest, sha256_file
+from cdnet.data import load_prepared
 from fixtures.data_prep_fixtures import STEP, make_damaged_video, make_h36m_frames, make_h36m_videos, make_ucf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -331,7 +333,8 @@ def test_download_checks_sha256(tmp_path, monkeypatch):
 def test_config_records_prepared_dataset_identity(h36m_videos, tmp_path):
     "config.json of a run on each kind of prepared dataset names its directory and the sha256 of its manifest."
     from cdnet.experiment import run_experiment
-    from cdnet.prepared import Clip, Recipe, prepare, write_video
+    from cdnet.prepared import Clip, Recipe, prepare
+    from cdnet.videoio import write_video
     from fixtures.data_prep_fixtures import pattern_frames
     root = tmp_path / "data"
     prepare_human36m(h36m_videos, root / "human36m", video_step=1, **QUIET)
@@ -357,7 +360,8 @@ def test_config_records_prepared_dataset_identity(h36m_videos, tmp_path):
 def test_trimmed_video_prepares(tmp_path):
     "A clip cut with `ffmpeg -ss ... -c copy` (an edit list hides the first packets) is prepared with the frames a player shows."
     import imageio_ffmpeg
-    from cdnet.prepared import Clip, Recipe, prepare, write_video
+    from cdnet.prepared import Clip, Recipe, prepare
+    from cdnet.videoio import write_video
     from fixtures.data_prep_fixtures import pattern_frames
     src = write_video(tmp_path / "full.mp4", pattern_frames(30, 48, 64))                  # 30 frames at 25 fps
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-ss", "0.2", "-i", str(src), "-c", "copy",

@@ -23,7 +23,8 @@ from cdnet.models.motionrnn import MotionRNN
 from cdnet.models.predrnn import PredRNN
 from cdnet.models.frnn import FRNN
 from cdnet.models.phydnet import PhyDNet
-from cdnet.train import distributed, load_checkpoint, train
+from cdnet.train import load_checkpoint, train
+from cdnet.core import distributed
 
 pytestmark = pytest.mark.filterwarnings("ignore:LPIPS is unavailable")
 N_OBS, N_PRED, ITERS = 4, 2, 3  # 3 iterations an epoch, so step 4 is in the middle of epoch 2

@@ -16,7 +16,7 @@ from ..losses import AREA_LOSSES, PIXEL_LOSSES, area_loss, iteration_weights, pi
 from ..modules.autoencoder import InvertibleAutoencoder, check_frame_size, stream_width
 from ..modules.cells import GATES, CellState, STCell, StreamUpdate
 from ..modules.global_info import GlobalInfo, StateInit, Updater
-from ..modules.rollout import Rollout, observed_overwrite, rollout, teacher_forcing_p, window
+from ..modules.rollout import Rollout, rollout, teacher_forcing_p, window
 
 # %% auto #0
 __all__ = ['VARIANTS', 'resolve_variant', 'CDNetState', 'CDNet']
