@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .models.cdnet import VARIANTS
+from .switches import VARIANTS
 from .stats import LOWER_IS_BETTER, paired_t
 
 # %% auto #0

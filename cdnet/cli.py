@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from .config import Config, ConfigError, DATASETS, MODELS, PRESETS, VARIANTS, field_types, load_config, parse_value, resolve_config
+from .switches import resolve_variant
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_RUNTIME', 'EXIT_USAGE', 'EXIT_INTERRUPTED', 'IMAGE_SUFFIXES', 'PARAM_MODELS', 'UsageError',
@@ -182,7 +183,6 @@ def params_rows(model: str = "all", variant: str | None = None, dataset: str | N
 
 def changed_switches(row: dict) -> str:
     "The CDNet switches of `row` that differ from its variant's defaults, as `key=value ...`."
-    from cdnet.models.cdnet import resolve_variant
     variant = str(row["variant"]).split()[0]
     if row["model"].lower() != "cdnet" or variant not in VARIANTS: return ""
     base = resolve_variant(variant)

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 from .core import atomic_write_text, provenance
 from .manifest import resolve_dataset
+from .switches import SWITCHES, VARIANTS   # VARIANTS: released | paper -> their switch values
 
 # %% auto #0
-__all__ = ['DATASETS', 'PAPER_DATASETS', 'MODELS', 'VARIANTS', 'PRESETS', 'PAPER_BATCH', 'STUDY_DATASETS', 'Config',
+__all__ = ['DATASETS', 'PAPER_DATASETS', 'MODELS', 'CDNetSwitches', 'PRESETS', 'PAPER_BATCH', 'STUDY_DATASETS', 'Config',
            'study_dataset', 'ConfigError', 'to_bool', 'parse_value', 'field_types', 'coerce_field', 'resolve_config',
            'save_config', 'load_config']
 
@@ -34,11 +35,13 @@ PAPER_DATASETS = {"mmnist": "mmnist", "human36m": "human36m", "clips_128": "huma
                   "clips_160x120": "ucf101_160x120"}  # which paper setting a dataset stands in for
 MODELS = ("copy-last", "mean-frame", "convlstm", "crevnet", "cdnet",
           "predrnn", "mim", "motionrnn", "phydnet", "frnn")
-VARIANTS = ("released", "paper")
+# one Config field per CDNet switch, None = the variant's value (typed from the switch table)
+CDNetSwitches = dataclasses.make_dataclass(
+    "CDNetSwitches", [(n, type(s.released) | None, dataclasses.field(default=None)) for n, s in SWITCHES.items()])
 
 # %% ../nbs/01_config.ipynb #d164795b
 @dataclass
-class Config:
+class Config(CDNetSwitches):
     preset: str = "auto"              # smoke | cpu | paper | auto (paper on CUDA, else cpu)
     # -- data
     dataset: str = "mmnist"           # a key of DATASETS, or "auto" (paper data if prepared, else stand-in)
@@ -52,21 +55,10 @@ class Config:
     n_digits: int | None = None       # digits per Moving MNIST sequence (None: the preset, 2)
     # -- model
     model: str = "cdnet"              # one of MODELS
+    # the CDNet switches (gates, mask_sigmoid, ... area_loss) are fields too: one per row of cdnet.switches.SWITCHES
     variant: str = "released"         # released | paper: sets all CDNet switches at once
     hidden: int | None = None         # rnn size per image channel (cell width = hidden * channels)
     refine_iters: int | None = None   # refine iterations L (paper: 5)
-    refine_cells: int | None = None   # 1 (paper) | 2 (released); None: from variant
-    use_global_info: bool | None = None  # global information G and updater U (Eq. 3); None: from variant (on)
-    use_mask: bool | None = None      # mask head B and the blend of Eq. 6; None: from variant (on)
-    motion_mask: bool | None = None   # mask head on the motion cell too (released); None: from variant
-    motion_blend: bool | None = None  # motion cell blends with its mask (Eq. 6); off in both variants; None: from variant
-    gates: str | None = None          # paper | released; None: from variant
-    mask_sigmoid: bool | None = None  # outer sigmoid on B (released); None: from variant
-    carry_blended: bool | None = None # carry the blended H (paper reading); None: from variant
-    pixel_loss: str | None = None     # l2 (released) | l1+l2 (paper); None: from variant
-    motion_pixel_loss: bool | None = None  # pixel loss on the motion output too (released); None: from variant
-    pixel_iters: str | None = None    # all | last (Table 2 L1&L2 row: last iteration only); None: from variant
-    area_loss: str | None = None      # none | exact (released: zero gradient) | soft (paper); None: from variant
     area_weight: float = 1e-4         # lambda_area of Eq. 9
     area_tau: float = 0.01            # temperature of the soft area mask
     convlstm_hidden: int | None = None  # ConvLSTM baseline: channels per layer
@@ -242,13 +234,10 @@ def _validate(c: Config):
     _positive("num_workers", c.num_workers, minimum=0)
     if c.model in ("cdnet", "crevnet") and c.n_obs < 3:
         raise ConfigError("n_obs", c.n_obs, "an integer >= 3 for models that read 3-frame windows")
-    if c.refine_cells is not None: _choice("refine_cells", c.refine_cells, (1, 2))
-    if c.gates is not None: _choice("gates", c.gates, ("paper", "released"))
-    if c.pixel_loss is not None: _choice("pixel_loss", c.pixel_loss, ("l2", "l1+l2"))
-    if c.area_loss is not None: _choice("area_loss", c.area_loss, ("none", "exact", "soft"))
-    if c.pixel_iters is not None: _choice("pixel_iters", c.pixel_iters, ("all", "last"))
-    for name in ("use_global_info", "use_mask", "motion_mask", "motion_blend", "mask_sigmoid", "carry_blended", "motion_pixel_loss"):
-        if getattr(c, name) is not None and not isinstance(getattr(c, name), bool): raise ConfigError(name, getattr(c, name), "True | False | None")
+    for name, sw in SWITCHES.items():                                   # the switch table's allowed values
+        if getattr(c, name) is not None:
+            try: sw.check(getattr(c, name))
+            except ValueError: raise ConfigError(name, getattr(c, name), " | ".join(map(str, sw.allowed)) + " | None") from None
     if not c.area_tau > 0: raise ConfigError("area_tau", c.area_tau, "a number > 0")
     if isinstance(c.adversarial_weight, bool) or not isinstance(c.adversarial_weight, (int, float)) or not c.adversarial_weight >= 0:
         raise ConfigError("adversarial_weight", c.adversarial_weight, "a number >= 0")

@@ -10,13 +10,12 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from .switches import AREA_LOSSES, PIXEL_LOSSES  # the allowed values live in the switch table
 
 # %% auto #0
-__all__ = ['PIXEL_LOSSES', 'AREA_LOSSES', 'window_error', 'iteration_weights', 'pixel_loss', 'change_mask', 'area_loss']
+__all__ = ['window_error', 'iteration_weights', 'pixel_loss', 'change_mask', 'area_loss']
 
 # %% ../nbs/20_losses.ipynb #3f37482c
-PIXEL_LOSSES = ("l2", "l1+l2")
-
 def window_error(pred: Tensor, target: Tensor, *, kind: str = "l2") -> Tensor:
     "Sum over the window's time slices of the per-slice mean error (`l2`, or `l1+l2`)."
     if kind not in PIXEL_LOSSES: raise ValueError(f"pixel loss must be one of {PIXEL_LOSSES}, got {kind!r}")
@@ -38,8 +37,6 @@ def pixel_loss(decodes: Sequence[Tensor], target: Tensor, *, weights: Sequence[f
     return sum(w * window_error(d, target, kind=kind) for d, w in zip(decodes, weights) if w)
 
 # %% ../nbs/20_losses.ipynb #2c365442
-AREA_LOSSES = ("none", "exact", "soft")
-
 def change_mask(a: Tensor, b: Tensor, *, threshold: float = 0.05, tau: float | None = None) -> Tensor:
     "Mask of `|a - b| >= threshold`: hard (masked_fill, zero gradient) when `tau` is None, else `sigmoid((|a-b| - threshold) / tau)`."
     d = (a - b).abs()

@@ -11,7 +11,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from .models.cdnet import CDNet, resolve_variant
+from .models.cdnet import CDNet
+from .switches import resolve_variant
 from .models.crevnet import CrevNet
 from .models.mim import MIM
 from .models.motionrnn import MotionRNN

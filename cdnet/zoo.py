@@ -4,24 +4,26 @@
 
 # %% ../nbs/19_zoo.ipynb #ed7bd072
 from __future__ import annotations
+import inspect
 import torch
 from torch import nn
 from .config import Config
 from .models.baselines import CopyLast, MeanFrame, ConvLSTM
+from .models.cdnet import CDNet
+from .models.crevnet import CrevNet
+from .models.frnn import FRNN
+from .models.mim import MIM
+from .models.motionrnn import MotionRNN
+from .models.phydnet import PhyDNet
+from .models.predrnn import PredRNN
+from .switches import SWITCHES, resolve_variant
 
 # %% auto #0
-__all__ = ['CDNET_SWITCHES', 'stlstm_kwargs', 'build_model', 'is_trainable', 'model_switches', 'model_name']
+__all__ = ['stlstm_kwargs', 'build_model', 'is_trainable', 'model_switches', 'model_name']
 
 # %% ../nbs/19_zoo.ipynb #581bc87e
-CDNET_SWITCHES = ("refine_cells", "use_global_info", "use_mask", "motion_mask", "motion_blend", "gates", "mask_sigmoid", "carry_blended",
-                  "pixel_loss", "motion_pixel_loss", "pixel_iters", "area_loss")
-
 def stlstm_kwargs(cfg: Config) -> dict:
     "Constructor arguments of PredRNN, MIM or MotionRNN from the `predrnn_*` fields; a field left `None` takes the model's published value."
-    import inspect
-    from cdnet.models.predrnn import PredRNN
-    from cdnet.models.mim import MIM
-    from cdnet.models.motionrnn import MotionRNN
     cls = dict(predrnn=PredRNN, mim=MIM, motionrnn=MotionRNN)[cfg.model]
     kw = dict(hidden=cfg.predrnn_hidden, layers=cfg.predrnn_layers, patch=cfg.predrnn_patch, layer_norm=cfg.predrnn_layer_norm,
               sampling=cfg.predrnn_sampling, sampling_stop=cfg.predrnn_sampling_stop)
@@ -35,13 +37,11 @@ def build_model(cfg: Config, channels: int, height: int, width: int) -> nn.Modul
     if cfg.model == "convlstm":
         return ConvLSTM(channels=channels, hidden=cfg.convlstm_hidden, layers=cfg.convlstm_layers, patch=cfg.convlstm_patch)
     if cfg.model == "crevnet":
-        from cdnet.models.crevnet import CrevNet
         return CrevNet(channels=channels, height=height, width=width, n_obs=cfg.n_obs, hidden=cfg.hidden,
                        layers=cfg.crevnet_layers, gate=cfg.crevnet_gate, sampling=cfg.crevnet_sampling,
                        reversible_backprop=cfg.reversible_backprop)
     if cfg.model == "cdnet":
-        from cdnet.models.cdnet import CDNet
-        switches = {k: getattr(cfg, k) for k in CDNET_SWITCHES if getattr(cfg, k) is not None}
+        switches = {k: getattr(cfg, k) for k in SWITCHES if getattr(cfg, k) is not None}
         return CDNet(channels=channels, height=height, width=width, n_obs=cfg.n_obs, hidden=cfg.hidden,
                      refine_iters=cfg.refine_iters, variant=cfg.variant, area_weight=cfg.area_weight, area_tau=cfg.area_tau,
                      reversible_backprop=cfg.reversible_backprop, checkpoint_cells=cfg.checkpoint_cells,
@@ -50,10 +50,8 @@ def build_model(cfg: Config, channels: int, height: int, width: int) -> nn.Modul
         kw = stlstm_kwargs(cfg)
         return kw.pop("cls")(channels=channels, height=height, width=width, **kw)
     if cfg.model == "phydnet":
-        from cdnet.models.phydnet import PhyDNet
         return PhyDNet(channels=channels, height=height, width=width, hidden=cfg.phydnet_hidden)
     if cfg.model == "frnn":
-        from cdnet.models.frnn import FRNN
         return FRNN(channels=channels, width=cfg.frnn_width, layers=cfg.frnn_layers, layer_removal=cfg.frnn_layer_removal)
     raise ValueError(f"unknown model {cfg.model!r}")
 
@@ -64,9 +62,8 @@ def is_trainable(model: nn.Module) -> bool:
 def model_switches(cfg: Config) -> dict:
     "The switches that define the model of `cfg`, resolved (CDNet's from its variant)."
     if cfg.model == "cdnet":
-        from cdnet.models.cdnet import resolve_variant
         return dict(model="cdnet", variant=cfg.variant, hidden=cfg.hidden, refine_iters=cfg.refine_iters,
-                    **resolve_variant(cfg.variant, **{k: getattr(cfg, k) for k in CDNET_SWITCHES if getattr(cfg, k) is not None}))
+                    **resolve_variant(cfg.variant, **{k: getattr(cfg, k) for k in SWITCHES if getattr(cfg, k) is not None}))
     if cfg.model == "crevnet": return dict(model="crevnet", hidden=cfg.hidden, layers=cfg.crevnet_layers, gate=cfg.crevnet_gate,
                                            sampling=cfg.crevnet_sampling)
     if cfg.model == "convlstm":

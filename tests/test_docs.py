@@ -73,3 +73,9 @@ def test_imports_sit_in_cells_of_their_own():
             imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) and id(n) not in guarded]
             if imports and any(not isinstance(s, (ast.Import, ast.ImportFrom)) for s in tree.body): bad.append(f"{nb.name} cell {i}")
     assert not bad, f"cells mixing imports with other code (move the imports to the notebook's import cell): {bad}"
+
+
+def test_readme_switch_table_is_the_switch_table():
+    "The README's table of CDNet switches is cdnet.switches.switch_table() verbatim: one home for the switches."
+    from cdnet.switches import switch_table
+    assert switch_table() in (ROOT / "README.md").read_text()

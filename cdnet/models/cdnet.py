@@ -12,40 +12,15 @@ import torch
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
-from ..losses import AREA_LOSSES, PIXEL_LOSSES, area_loss, iteration_weights, pixel_loss
+from ..losses import area_loss, iteration_weights, pixel_loss
 from ..modules.autoencoder import InvertibleAutoencoder, check_frame_size, stream_width
-from ..modules.cells import GATES, CellState, STCell, StreamUpdate
+from ..modules.cells import CellState, STCell, StreamUpdate
 from ..modules.global_info import GlobalInfo, StateInit, Updater
 from ..modules.rollout import Rollout, rollout, teacher_forcing_p, window
+from ..switches import SWITCHES, VARIANTS, resolve_variant
 
 # %% auto #0
-__all__ = ['VARIANTS', 'resolve_variant', 'CDNetState', 'CDNet']
-
-# %% ../../nbs/13_models.cdnet.ipynb #16a240a5
-VARIANTS: dict[str, dict] = {
-    "released": dict(gates="released", mask_sigmoid=True, carry_blended=False, motion_mask=True, motion_blend=False, refine_cells=2,
-                     use_mask=True, use_global_info=True, pixel_loss="l2", motion_pixel_loss=True, pixel_iters="all",
-                     area_loss="exact"),
-    "paper": dict(gates="paper", mask_sigmoid=False, carry_blended=True, motion_mask=False, motion_blend=False, refine_cells=1,
-                  use_mask=True, use_global_info=True, pixel_loss="l1+l2", motion_pixel_loss=False, pixel_iters="all",
-                  area_loss="soft"),
-}
-_CHOICES = dict(gates=GATES, refine_cells=(1, 2), pixel_loss=PIXEL_LOSSES, pixel_iters=("all", "last"), area_loss=AREA_LOSSES)
-
-def resolve_variant(variant: str = "released", **overrides) -> dict:
-    "The switches of `variant` with `overrides` applied (`None` = keep the variant's value), validated."
-    if variant not in VARIANTS: raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
-    sw = dict(VARIANTS[variant])
-    unknown = sorted(set(overrides) - set(sw))
-    if unknown: raise TypeError(f"unknown CDNet switch(es) {unknown}; known: {sorted(sw)}")
-    sw.update({k: v for k, v in overrides.items() if v is not None})
-    for k, allowed in _CHOICES.items():
-        if sw[k] not in allowed: raise ValueError(f"{k} must be one of {allowed}, got {sw[k]!r}")
-    for k in ("mask_sigmoid", "carry_blended", "motion_mask", "motion_blend", "use_mask", "use_global_info", "motion_pixel_loss"):
-        if not isinstance(sw[k], bool): raise ValueError(f"{k} must be a bool, got {sw[k]!r}")
-    if sw["motion_blend"] and not (sw["motion_mask"] and sw["use_mask"]):
-        raise ValueError("motion_blend=True blends with the motion cell's mask: it needs motion_mask=True and use_mask=True")
-    return sw
+__all__ = ['CDNetState', 'CDNet']
 
 # %% ../../nbs/13_models.cdnet.ipynb #f9305e41
 @dataclass
@@ -58,24 +33,16 @@ class CDNetState:
 class CDNet(nn.Module):
     "CDNet: invertible encoder, motion LSTM, `refine_iters` refine iterations with global information, decoder."
     def __init__(self, *, channels: int, height: int, width: int, n_obs: int, hidden: int = 32,
-                 refine_iters: int = 5, variant: str = "released", gates: str | None = None,
-                 mask_sigmoid: bool | None = None, carry_blended: bool | None = None,
-                 motion_mask: bool | None = None, motion_blend: bool | None = None, use_mask: bool | None = None,
-                 refine_cells: int | None = None,
-                 use_global_info: bool | None = None, pixel_loss: str | None = None,
-                 motion_pixel_loss: bool | None = None, pixel_iters: str | None = None, area_loss: str | None = None,
+                 refine_iters: int = 5, variant: str = "released",
                  iter_alpha: float = 0.8, area_weight: float = 1e-4, area_threshold: float = 0.05,
                  area_tau: float = 0.01, reversible_backprop: bool = False, checkpoint_cells: bool = False,
-                 channels_last: bool = True):
+                 channels_last: bool = True, **switches):
         super().__init__()
         check_frame_size(height, width)
         if n_obs < 3: raise ValueError(f"n_obs={n_obs}: CDNet reads 3-frame windows and needs n_obs >= 3")
-        if refine_iters < 0: raise ValueError(f"refine_iters must be >= 0, got {refine_iters}")
+        if refine_iters < 1: raise ValueError(f"refine_iters must be >= 1 (the paper's L), got {refine_iters}")  # as Config
         self.variant = variant
-        self.switches = sw = resolve_variant(
-            variant, gates=gates, mask_sigmoid=mask_sigmoid, carry_blended=carry_blended, motion_mask=motion_mask,
-            motion_blend=motion_blend, use_mask=use_mask, refine_cells=refine_cells, use_global_info=use_global_info, pixel_loss=pixel_loss,
-            motion_pixel_loss=motion_pixel_loss, pixel_iters=pixel_iters, area_loss=area_loss)
+        self.switches = sw = resolve_variant(variant, **switches)   # each switch of cdnet.switches.SWITCHES, None: the variant's
         self.channels, self.height, self.width, self.n_obs, self.n_past = channels, height, width, n_obs, n_obs - 2
         self.hidden, self.refine_iters, self.checkpoint_cells = hidden, refine_iters, checkpoint_cells
         self.iter_alpha, self.area_weight, self.area_threshold, self.area_tau = iter_alpha, area_weight, area_threshold, area_tau
@@ -114,7 +81,7 @@ class CDNet(nn.Module):
         L, decodes = self.refine_iters, []
         out, motion = self._cell(self.motion_lstm, self.motion_update.read(s0), state.motion)        # j = 0, Eq. 1
         s1 = self.motion_update(s1, out)
-        if decode_all or L == 0: decodes.append(self.autoencoder.decode(s0, s1))
+        if decode_all: decodes.append(self.autoencoder.decode(s0, s1))
         cell = self.refine_lstm[-1] if k > self.n_past else self.refine_lstm[0]
         ref = state.refine._replace(m=motion.m)
         for j in range(1, L + 1):                                                          # Eq. 2, 4-6

@@ -10,10 +10,11 @@ from typing import NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from ..switches import GATES  # the allowed values live in the switch table
 
 # %% auto #0
-__all__ = ['GATES', 'GATE_KINDS', 'CellState', 'zero_state', 'conv3', 'conv1', 'MaskHead', 'fused_conv', 'STCell',
-           'AttentionGate', 'StreamUpdate']
+__all__ = ['GATE_KINDS', 'CellState', 'zero_state', 'conv3', 'conv1', 'MaskHead', 'fused_conv', 'STCell', 'AttentionGate',
+           'StreamUpdate']
 
 # %% ../../nbs/11_modules.cells.ipynb #8f3c57f0
 class CellState(NamedTuple):
@@ -51,8 +52,6 @@ class MaskHead(nn.Module):
         return torch.sigmoid(b) if self.mask_sigmoid else b
 
 # %% ../../nbs/11_modules.cells.ipynb #be034369
-GATES = ("paper", "released")
-
 class _StackedConv(torch.autograd.Function):
     "conv3d with the weights (and biases) stacked on the output axis; keeps the separate weights for backward, not the stack."
     @staticmethod
