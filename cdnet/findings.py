@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from .audit import AUDIT, audit_effects, convention_gaps, paired_effect
+from .audit import AUDIT, convention_gaps, paired_effect
 from .config import STUDY_DATASETS
-from .stats import LOWER_IS_BETTER, format_pm, paired_comparisons
+from .stats import format_pm, paired_comparisons
+from .switches import VARIANTS
 
 # %% auto #0
 __all__ = ['VERDICTS', 'BASELINES', 'CLAIMS', 'FACTS', 'NEEDS', 'direction_verdict', 'tag_effect', 'effect_text', 'claim_table1',
            'claim_global_info', 'claim_mask', 'claim_iteration_loss', 'claim_area_loss', 'claim_refine_iters',
            'claim_hidden', 'claim_cascade', 'claim_long_horizon', 'claim_params', 'claim_verdicts', 'differences_table',
-           'convention_table', 'paper_blend_table', 'findings_markdown']
+           'convention_table', 'paper_blend_table', 'params_frame', 'findings_markdown']
 
 # %% ../nbs/44_findings.ipynb #d66ff8f2
 VERDICTS = ("reproduced in miniature", "reproduced", "not reproduced", "contradicted", "not testable here", "not yet run")
@@ -264,9 +265,19 @@ python data_prep/ucf101.py --src /path/to/UCF101 --out data --setting 64x88 --tr
 LPIPS needs AlexNet's ImageNet weights (`lpips_weights=`); without them it is recorded as missing.
 """
 
+def params_frame() -> pd.DataFrame:
+    "The parameter table of `cdnet.params` for printing: counts with thousands separators, and the switches a row changes from its variant."
+    from cdnet.params import param_table
+    rows = []
+    for r in param_table(trainable=True):
+        base = VARIANTS.get(r["variant"], {})
+        changed = ", ".join(f"{k}={v}" for k, v in r["switches"].items() if k in base and base[k] != v)
+        rows.append(dict(model=r["model"], variant=r["variant"] + (f" ({changed})" if changed else ""), dataset=r["dataset"],
+                         params=f"{r['params']:,}", trainable="" if r["trainable"] is None else f"{r['trainable']:,}"))
+    return pd.DataFrame(rows)
+
 def findings_markdown(runs: pd.DataFrame, root, preset: str = "cpu") -> str:
     "The findings page (Markdown) for the runs of `preset` in the results tree `root`."
-    from cdnet.params import param_table
     v = claim_verdicts(runs, root, preset)
     counts = v.verdict.value_counts()
     out = [f"# Findings: the paper's claims at the `{preset}` preset\n",
@@ -278,8 +289,7 @@ def findings_markdown(runs: pd.DataFrame, root, preset: str = "cpu") -> str:
            "Each row flips one difference from the released configuration (`nbs/protocol_audit.ipynb`; change = flipped - released, "
            "mean ± 95% half-width over seeds, standard convention).\n", _md_table(differences_table(root, preset)), "",
            "## Parameters\n"]
-    p = pd.DataFrame(param_table(trainable=True))[["model", "variant", "dataset", "params", "trainable"]]
-    out += [_md_table(p), "",
+    out += [_md_table(params_frame()), "",
             "The released CDNet's motion mask head receives no gradient (its output is never read), hence `trainable` < `params`; "
             "the Table 5 reading adds one mask head and one gate to the released count.\n",
             "## Metric conventions on the same predictions\n",
