@@ -113,7 +113,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                   predrnn_hidden=32, predrnn_layers=2, predrnn_patch=4, predrnn_sampling="shared",
                   phydnet_hidden=32, frnn_width=32, frnn_layers=4,  # PhyDNet: 1/2 of the released width; FRNN: 1/4, 4 of 8 layers
                   epochs=1, iters_per_epoch=300, batch_size=None, eval_batch_size=50, val_every=25, n_val=64, n_digits=2,
-                  grad_clip=1.0),  # without it CDNet and CrevNet close their stream gates and copy (see the text)
+                  grad_clip=1.0),  # without it the released CDNet closes its stream gates and copies (see the text)
     "paper": dict(hidden=32, refine_iters=5, lr=5e-4, convlstm_hidden=64, convlstm_layers=4, convlstm_patch=4,
                   predrnn_hidden=None, predrnn_layers=4, predrnn_patch=4, predrnn_sampling="linear",
                   phydnet_hidden=64, frnn_width=128, frnn_layers=8,  # PhyDNet: OpenSTL Moving MNIST; FRNN: the authors' UCF101 model
