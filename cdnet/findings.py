@@ -12,7 +12,7 @@ import pandas as pd
 
 from .audit import AUDIT, convention_gaps, paired_effect
 from .config import STUDY_DATASETS
-from .stats import format_pm, paired_comparisons
+from .stats import format_pm, paired_comparisons, seed_summary
 from .switches import VARIANTS
 
 # %% auto #0
@@ -68,11 +68,16 @@ def claim_table1(runs, root, datasets) -> tuple[str, str]:
         pc = paired_comparisons(_done(runs)[lambda d: d.dataset == ds], against=BASELINES)
         pc = pc[(pc.model == "cdnet-released") & (pc.convention == "standard") & (pc.n_seeds >= 2)]
         if not len(pc): continue
-        mse = pc[pc.metric == "mse"]
-        beaten = sorted(mse[mse.ci_low > 0].against)                    # the baseline's MSE is lower, interval clear of 0
+        m_ = pc[pc.metric == "mse"]
+        beaten = sorted(m_[m_.ci_low > 0].against)                    # the baseline's MSE is lower, interval clear of 0
         wins = sorted(set(pc[(pc.metric == "mse") & pc.beats].against) & set(pc[(pc.metric == "ssim") & pc.beats].against))
-        texts.append(f"{ds}: CDNet beats {', '.join(wins) or 'none'} on MSE and SSIM" + (f"; is beaten on MSE by {', '.join(beaten)}" if beaten else "")
-                     + f" ({int(pc.n_seeds.min())} seeds, of {len(set(pc.against))} baselines run)")
+        s = seed_summary(_done(runs)[lambda d: (d.dataset == ds) & (d.tag == "")])
+        s = s[(s.convention == "standard") & (s.metric == "mse")].set_index("model")
+        best = s.drop(index=[m for m in s.index if m not in BASELINES])["mean"].idxmin()
+        mse = lambda m: format_pm(s.loc[m, "mean"], s.loc[m, "half_width"])
+        texts.append(f"{ds}: MSE CDNet {mse('cdnet-released')}, best baseline {best} {mse(best)}; CDNet beats {', '.join(wins) or 'none'} "
+                     f"on MSE and SSIM" + (f", is beaten on MSE by {', '.join(beaten)}" if beaten else "")
+                     + f" ({int(pc.n_seeds.min())} seeds, {len(set(pc.against))} baselines)")
         verdicts.append("contradicted" if beaten else "reproduced in miniature" if len(wins) == len(BASELINES) else "not reproduced")
     if not verdicts: return "no CDNet and baseline runs on two or more shared seeds", "not yet run"
     v = "contradicted" if "contradicted" in verdicts else "reproduced in miniature" if set(verdicts) == {"reproduced in miniature"} else "not reproduced"
