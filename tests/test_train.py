@@ -24,7 +24,7 @@ from cdnet.models.predrnn import PredRNN
 from cdnet.models.frnn import FRNN
 from cdnet.models.phydnet import PhyDNet
 from cdnet.train import load_checkpoint, train
-from cdnet.core import distributed
+from cdnet.core import distributed, seed_everything
 
 pytestmark = pytest.mark.filterwarnings("ignore:LPIPS is unavailable")
 N_OBS, N_PRED, ITERS = 4, 2, 3  # 3 iterations an epoch, so step 4 is in the middle of epoch 2
@@ -125,7 +125,7 @@ def test_resume_with_discriminator_is_bit_identical(form, tmp_path):
 def test_rng_states_restore_wherever_the_checkpoint_was_loaded(tmp_path):
     "train() loads a checkpoint with map_location=its device, which moves every tensor there; the generator states must still restore."
     m = make_model("convlstm")
-    train_mod.seed_everything(3)
+    seed_everything(3)
     train_mod.save_checkpoint(tmp_path / "c.pt", model=m)
     want = (torch.rand(4), np.random.rand(2), __import__("random").random())
     moved = load_checkpoint(tmp_path / "c.pt", map_location="meta")                      # as a GPU map_location moves them
@@ -134,7 +134,7 @@ def test_rng_states_restore_wherever_the_checkpoint_was_loaded(tmp_path):
     train_mod.set_rng_states(moved["rng"])
     got = (torch.rand(4), np.random.rand(2), __import__("random").random())
     assert torch.equal(got[0], want[0]) and np.array_equal(got[1], want[1]) and got[2] == want[2]
-    train_mod.seed_everything(3); s = dict(train_mod.rng_states(), torch=torch.get_rng_state())   # a checkpoint of torch tensors
+    seed_everything(3); s = dict(train_mod.rng_states(), torch=torch.get_rng_state())   # a checkpoint of torch tensors
     torch.manual_seed(99); train_mod.set_rng_states(s)
     assert torch.equal(torch.rand(4), want[0])
 
