@@ -15,7 +15,9 @@ Shapes:
 Every measurement runs in a fresh process (its own peak memory): build the model from the preset's `Config`
 with `cdnet.zoo.build_model`, `--warmup` untimed steps, then `--iters` timed steps (the median is the row's
 time). The baseline is the `cdnet` package of `--baseline` (a git revision), extracted with `git archive` into
-a temporary directory and imported through `PYTHONPATH` in its own processes. Processes of the current code
+a temporary directory and imported through `PYTHONPATH` in its own processes; on a machine without the git
+history, `--baseline-dir DIR` names a directory that holds that `cdnet/` already
+(`git archive 23b04d1 cdnet | tar -x -C DIR`). Processes of the current code
 and of the baseline alternate (repeat 1: every row of both, repeat 2: again, ...), so that a change in the
 machine's load hits both; the table gives the median over repeats, the spread (min-max), and the ratio
 current / baseline as the median of the per-repeat ratios with their min-max.
@@ -105,6 +107,13 @@ def baseline_tree(rev: str) -> str:
     return out
 
 
+def write_json(path: str, runs: dict):
+    "Every measurement so far, written under a temporary name and renamed (never half-written)."
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps([dict(model=k[0], shape=k[1], variant=k[2], runs=v) for k, v in runs.items()], indent=2))
+    tmp.replace(path)
+
+
 def spread(xs) -> str:
     return f"{statistics.median(xs):.3f} [{min(xs):.3f}-{max(xs):.3f}]"
 
@@ -115,6 +124,7 @@ def main():
     p.add_argument("--shapes", nargs="+", choices=tuple(SHAPES), default=["cpu"])
     p.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=["plain"])
     p.add_argument("--baseline", default="23b04d1", help="git revision to compare with")
+    p.add_argument("--baseline-dir", metavar="DIR", help="a directory holding the baseline's cdnet/ (instead of git)")
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (fresh processes each)")
     p.add_argument("--iters", type=int, default=2, help="timed steps per process")
@@ -128,8 +138,13 @@ def main():
     if a.worker:
         print(json.dumps(worker(json.loads(a.worker))))
         return
-    base_dir = None
-    if not a.no_baseline:
+    base_dir, own_base = None, False
+    if a.baseline_dir and not a.no_baseline:
+        if not (Path(a.baseline_dir) / "cdnet" / "__init__.py").is_file():
+            p.error(f"--baseline-dir {a.baseline_dir}: expected a directory holding cdnet/__init__.py")
+        base_dir = str(Path(a.baseline_dir).resolve())
+    elif not a.no_baseline:
+        own_base = True
         try:
             base_dir = baseline_tree(a.baseline)
         except (subprocess.CalledProcessError, FileNotFoundError) as e:
@@ -151,14 +166,15 @@ def main():
                     res = run(dict(spec, options=opts), path, a.timeout)
                     key = (row["model"], row["shape"], row["variant"] if name == "current" else "baseline")
                     runs.setdefault(key, []).append(res)
+                    if a.json: write_json(a.json, runs)   # as measurements finish: a killed run keeps them
                     print(f"  repeat {rep + 1}: {row['model']} {row['shape']} {row['variant'] if name == 'current' else ''} {name}: "
                           f"{res.get('step_s', float('nan')):.3f} s/step, {res.get('peak', 0) / 2**30:.2f} GiB "
                           f"({time.time() - t:.0f} s)", file=sys.stderr, flush=True)
     finally:
-        if base_dir: shutil.rmtree(base_dir, ignore_errors=True)
+        if base_dir and own_base: shutil.rmtree(base_dir, ignore_errors=True)
     import torch
     print(f"torch {torch.__version__}, device {a.device}, {a.threads} thread(s), {a.repeats} interleaved repeats x "
-          f"{a.iters} timed steps (after {a.warmup} warm-up), baseline {a.baseline if base_dir else None}")
+          f"{a.iters} timed steps (after {a.warmup} warm-up), baseline {(a.baseline_dir or a.baseline) if base_dir else None}")
     unit = "GiB max_allocated" if a.device == "cuda" else "GiB peak RSS"
     head = f"{'model':<12}{'shape':<7}{'variant':<11}{'data':<22}{'s/step med [min-max]':<24}{'seq/s':>7}" \
            f"{unit:>20}{'base':>6}{'x time [min-max]':>22}{'x mem':>7}"
@@ -183,8 +199,7 @@ def main():
             bst = [r["step_s"] for r in bl]
             print(f"{'':<12}{'':<7}{'baseline':<11}{'':<22}{spread(bst):<24}{statistics.median(r['seq_s'] for r in bl):>7.2f}"
                   f"{statistics.median(r['peak'] for r in bl) / 2**30:>20.2f}")
-    if a.json:
-        Path(a.json).write_text(json.dumps([dict(model=k[0], shape=k[1], variant=k[2], runs=v) for k, v in runs.items()], indent=2))
+    if a.json: write_json(a.json, runs)
 
 
 if __name__ == "__main__":
