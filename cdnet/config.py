@@ -93,6 +93,7 @@ class Config(CDNetSwitches):
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     amp: bool = False                 # bf16 autocast (CUDA only)
     compile: bool = False             # torch.compile (CUDA only)
+    deterministic: bool = True        # cuDNN deterministic algorithms on CUDA (bit-identical resume; False: cudnn.benchmark)
     num_workers: int = 0              # DataLoader workers
     ckpt_every: int = 0               # checkpoint every N iterations (0: at the end of each epoch)
     val_every: int | None = None      # validation MSE every N optimiser steps, and at the first and last (0: off)

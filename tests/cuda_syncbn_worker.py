@@ -14,7 +14,8 @@ def step(m, x):
     m.zero_grad()
     loss, _ = m.loss(x, 4)
     loss.backward()
-    return [loss.detach()] + [p.grad.clone() for p in m.parameters()] + [b.clone() for b in m.buffers()]
+    grads = [p.grad.clone() for p in m.parameters() if p.grad is not None]   # the released motion mask head gets none
+    return [loss.detach()] + grads + [b.clone() for b in m.buffers()]
 
 
 def main(out):
@@ -22,14 +23,16 @@ def main(out):
     torch.cuda.set_device(0)
     try:
         torch.manual_seed(0)
-        plain = CDNet(channels=1, height=32, width=32, n_obs=4, hidden=4, refine_iters=2).cuda().train()
+        # float64: in float32 the two batch-norm implementations reduce in other orders, and the tiny autoencoder's
+        # deepest batch norms (a few elements per channel) amplify that rounding far beyond a tolerance
+        plain = CDNet(channels=1, height=32, width=32, n_obs=4, hidden=4, refine_iters=2).cuda().double().train()
         synced = nn.SyncBatchNorm.convert_sync_batchnorm(CDNet(channels=1, height=32, width=32, n_obs=4, hidden=4, refine_iters=2))
         synced.load_state_dict(plain.state_dict())
-        synced = synced.cuda().train()
+        synced = synced.cuda().double().train()
         assert any(isinstance(m, nn.SyncBatchNorm) for m in synced.modules())
-        x = torch.rand(2, 6, 1, 32, 32, device="cuda")
+        x = torch.rand(2, 6, 1, 32, 32, device="cuda", dtype=torch.float64)
         for a, b in zip(step(plain, x), step(synced, x)):
-            torch.testing.assert_close(a.float(), b.float(), rtol=1e-4, atol=1e-5 * max(1.0, b.float().abs().max().item()))
+            torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9 * max(1.0, b.abs().max().item()))
         print("syncbn ok")
     finally:
         dist.destroy_process_group()

@@ -64,25 +64,30 @@ def test_bf16_autocast_training_is_finite(kind, reversible):
 
 
 def _loss_and_grads(fn, m, x):
+    "Loss and every parameter's gradient (None for the released motion mask head, which no loss reads)."
     torch.manual_seed(1)
-    m.zero_grad()
+    m.zero_grad(set_to_none=True)
     loss = fn(x)
     loss.backward()
-    return loss.detach(), [p.grad.clone() for p in m.parameters()]
+    return loss.detach(), [None if p.grad is None else p.grad.clone() for p in m.parameters()]
 
 
 @pytest.mark.parametrize("kind", ["cdnet", "crevnet"])
 def test_compile_equals_eager(kind):
-    m = tiny(kind).cuda().train()
-    x = frames()
+    # float64: in float32 the batch norms of the tiny autoencoder's deepest blocks (a few elements per channel)
+    # amplify the rounding of inductor's fused kernels to 2% of a gradient (seen on an H200, and on the CPU);
+    # in float64 compiled and eager agree (CPU inductor, CrevNet: every gradient within 1e-3 of its largest entry)
+    m = tiny(kind).cuda().double().train()
+    x = frames().double()
     state = {k: v.clone() for k, v in m.state_dict().items()}   # BN running statistics move at every call
     eager = _loss_and_grads(lambda f: m.loss(f, N_OBS)[0], m, x)
     m.load_state_dict(state)
     compiled_loss = torch.compile(lambda f: m.loss(f, N_OBS)[0])
     comp = _loss_and_grads(compiled_loss, m, x)
-    torch.testing.assert_close(comp[0], eager[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(comp[0], eager[0], rtol=1e-6, atol=1e-8)
+    assert [a is None for a in comp[1]] == [b is None for b in eager[1]]
     for a, b in zip(comp[1], eager[1]):
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3 * b.abs().max().item() + 1e-8)
+        if b is not None: torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * b.abs().max().item() + 1e-10)
 
 
 def test_resume_on_cuda_is_bit_identical(tmp_path):

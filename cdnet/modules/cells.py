@@ -53,13 +53,19 @@ class MaskHead(nn.Module):
 
 # %% ../../nbs/11_modules.cells.ipynb #be034369
 class _StackedConv(torch.autograd.Function):
-    "conv3d with the weights (and biases) stacked on the output axis; keeps the separate weights for backward, not the stack."
+    "conv3d with the weights (and biases) stacked on the output axis; keeps the separate weights for backward, not the stack. Under autocast it computes in autocast's dtype, as `F.conv3d` would, and returns gradients in each input's dtype."
     @staticmethod
     def forward(ctx, x, n, stride, padding, dilation, groups, *wb):
+        ctx.dtypes = [x.dtype] + [t.dtype for t in wb]
+        dev = x.device.type
+        if torch.is_autocast_enabled(dev):      # what autocast does to a conv3d: inputs and weights to its dtype
+            dt = torch.get_autocast_dtype(dev)
+            x, wb = x.to(dt), [t.to(dt) for t in wb]
         ws, bs = wb[:n], wb[n:]
         ctx.conv, ctx.n, ctx.bias = (stride, padding, dilation, groups), n, len(bs) > 0
         ctx.save_for_backward(x, *ws)
-        return F.conv3d(x, torch.cat(ws), torch.cat(bs) if bs else None, stride, padding, dilation, groups)
+        with torch.autocast(dev, enabled=False):
+            return F.conv3d(x, torch.cat(ws), torch.cat(bs) if bs else None, stride, padding, dilation, groups)
 
     @staticmethod
     def backward(ctx, g):
@@ -67,10 +73,12 @@ class _StackedConv(torch.autograd.Function):
         stride, padding, dilation, groups = ctx.conv
         w, sizes = torch.cat(ws), [t.shape[0] for t in ws]
         mask = [ctx.needs_input_grad[0], any(ctx.needs_input_grad[6:6 + ctx.n]), ctx.bias]
-        gx, gw, gb = torch.ops.aten.convolution_backward(g, x, w, [w.shape[0]] if ctx.bias else None, stride, padding,
-                                                         dilation, False, [0] * len(stride), groups, mask)
+        gx, gw, gb = torch.ops.aten.convolution_backward(g.to(x.dtype), x, w, [w.shape[0]] if ctx.bias else None, stride,
+                                                         padding, dilation, False, [0] * len(stride), groups, mask)
         gws = gw.split(sizes) if gw is not None else [None] * ctx.n
-        return (gx, None, None, None, None, None, *gws, *(gb.split(sizes) if ctx.bias else []))
+        grads = [gx, *gws, *(gb.split(sizes) if ctx.bias else [])]   # back to each input's own dtype
+        gx, *gwb = [t if t is None else t.to(d) for t, d in zip(grads, ctx.dtypes)]
+        return (gx, None, None, None, None, None, *gwb)
 
 def fused_conv(convs: Sequence[nn.Conv3d], x: Tensor) -> tuple[Tensor, ...]:
     "`tuple(conv(x) for conv in convs)` computed as ONE convolution with the weights stacked on the output axis."
