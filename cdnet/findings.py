@@ -24,8 +24,8 @@ __all__ = ['VERDICTS', 'BASELINES', 'CLAIMS', 'FACTS', 'NEEDS', 'direction_verdi
 # %% ../nbs/44_findings.ipynb #d66ff8f2
 VERDICTS = ("reproduced in miniature", "reproduced", "not reproduced", "contradicted", "not testable here", "not yet run")
 
-def direction_verdict(effect: dict | None, metric: str, paper_says: str) -> str:
-    "Verdict for a paired effect (changed - reference) when the paper says the change makes `metric` `better` or `worse`."
+def direction_verdict(effect: dict | None, paper_says: str) -> str:
+    "Verdict for a paired effect (changed - reference, `verdict` better | worse | identical | no clear effect | one seed, as `cdnet.audit.paired_effect` judges it for its metric) when the paper says the change makes it `better` or `worse`."
     if paper_says not in ("better", "worse"): raise ValueError(f"paper_says={paper_says!r}: expected better | worse")
     if effect is None: return "not yet run"
     if effect["verdict"] == "identical": return "contradicted"                # the paper says the change matters
@@ -88,7 +88,7 @@ def _ablation_claim(runs, datasets, tags, paper_says="worse", base_tag=""):
     for ds in datasets:
         e = tag_effect(runs, ds, "cdnet-released", tags, base_tag=base_tag)
         if e is None: continue
-        verdicts.append(direction_verdict(e, "mse", paper_says))
+        verdicts.append(direction_verdict(e, paper_says))
         texts.append(f"{ds}: {effect_text(e)}" + (" — identical runs" if e["verdict"] == "identical" else ""))
     if not verdicts: return "the ablation runs are not in the results tree", "not yet run"
     order = ["contradicted", "reproduced in miniature", "not reproduced"]
@@ -105,7 +105,7 @@ def _size_claim(runs, datasets, field, best, others):
         for o in others:
             e = tag_effect(runs, ds, "cdnet-released", f"{field}={o}", base_tag=f"{field}={best}")
             if e is None: continue
-            verdicts.append(direction_verdict(e, "mse", "worse"))
+            verdicts.append(direction_verdict(e, "worse"))
             texts.append(f"{ds}, {field} {o} against {best}: {effect_text(e)}")
     if not verdicts: return f"the Table 4 runs ({field}) are not in the results tree", "not yet run"
     return "; ".join(texts), ("contradicted" if "contradicted" in verdicts else "reproduced in miniature"
@@ -141,7 +141,7 @@ def claim_long_horizon(runs, root, datasets) -> tuple[str, str]:
             if e is None: continue
             texts.append(f"{ds}: MSE beyond the training horizon, CrevNet {e['base_mean']:.1f} vs CDNet {e['flipped_mean']:.1f} "
                          f"(difference {format_pm(e['effect'], e['ci_high'] - e['effect'] if e['n_seeds'] > 1 else math.nan)}, {e['n_seeds']} seeds)")
-            verdicts.append(direction_verdict(e, "mse", "better"))
+            verdicts.append(direction_verdict(e, "better"))
     if not verdicts: return "no long_horizon/per_frame.csv with CDNet and CrevNet in the results tree", "not yet run"
     return "; ".join(texts), ("contradicted" if "contradicted" in verdicts else "reproduced in miniature"
                               if set(verdicts) == {"reproduced in miniature"} else "not reproduced")
