@@ -29,7 +29,8 @@ def direction_verdict(effect: dict | None, paper_says: str) -> str:
     if paper_says not in ("better", "worse"): raise ValueError(f"paper_says={paper_says!r}: expected better | worse")
     if effect is None: return "not yet run"
     if effect["verdict"] == "identical": return "contradicted"                # the paper says the change matters
-    if effect["verdict"] in ("no clear effect", "one seed"): return "not reproduced"
+    if effect["verdict"] == "one seed": return "not yet run"                 # no interval from one seed: the study is unfinished
+    if effect["verdict"] == "no clear effect": return "not reproduced"
     return "reproduced in miniature" if effect["verdict"] == paper_says else "contradicted"
 
 # %% ../nbs/44_findings.ipynb #d09aae4c
