@@ -5,9 +5,9 @@ The component notebooks (`nbs/NN_*.ipynb`) are stored without outputs. The build
 executor of `nbdev_test`; cells flagged with settings.ini's `tst_flags` or `#| eval: false` and
 notebooks with `skip_exec: true` front matter are not run; the unnumbered reproduction notebooks,
 which train, are shown as stored), so that shapes, tables and figures appear on the site;
-`--no-exec` skips this. The whole build takes about 5 minutes on 2 cores busy with other work
-(measured at `nice -n 19`; 3.5 minutes of it executing, most in `35_cli` and `16_params`), about 1
-with `--no-exec`.
+`--no-exec` skips this. The whole build takes 3 to 5 minutes on 2 cores busy with other work (two
+builds at `nice -n 19`: 306 s and 192 s, two thirds of it executing, most in `35_cli` and
+`16_params`), about 1 minute with `--no-exec`.
 
 nbdev's notebook processing (`nbdev.serve.proc_nbs`, the step of nbdev_proc_nbs that renders each
 notebook as nbdev_docs would for Quarto: API docs from `show_doc`, export cells hidden, front
