@@ -24,7 +24,7 @@ SHIMS = ("sudo", "pip", "pip3", "curl", "wget", "dpkg", "apt-get")   # what nbde
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """`bash scripts/docs.sh` on a machine without Quarto (the case where nbdev_proc_nbs installs it), with an empty HOME
+    """`bash scripts/docs.sh --no-exec` on a machine without Quarto (the case where nbdev_proc_nbs installs it), with an empty HOME
     and a PATH whose sudo, pip, curl, wget ... only record that they were called, and fail."""
     tmp = tmp_path_factory.mktemp("docs")
     shims, home, calls = tmp / "shims", tmp / "home", tmp / "calls"
@@ -35,7 +35,8 @@ def built(tmp_path_factory):
     before = sorted(p.name for p in site_packages.iterdir())
     path = f"{shims}:/usr/bin:/bin"
     env = dict(HOME=str(home), PATH=path, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", LANG="C.UTF-8")
-    r = subprocess.run(["bash", str(ROOT / "scripts" / "docs.sh")], cwd=ROOT, env=env, capture_output=True, text=True)
+    # --no-exec: executing every component notebook takes many minutes; test_executed_outputs checks that path
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "docs.sh"), "--no-exec"], cwd=ROOT, env=env, capture_output=True, text=True)
     return dict(r=r, calls=calls.read_text().splitlines() if calls.exists() else [], home=sorted(p.name for p in home.iterdir()),
                 site_packages=(before, sorted(p.name for p in site_packages.iterdir())), quarto=shutil.which("quarto", path=path))
 
@@ -57,6 +58,66 @@ def test_site_builds_with_a_page_per_notebook(built):
     html = (site / "01_config" / "index.html").read_text()
     assert "resolve_config" in html and "<h1" in html          # API docs rendered from show_doc
     assert (site / "search" / "search_index.json").exists()    # offline search
+
+
+def test_equations_are_mathml(built):
+    "LaTeX in markdown reaches the page as MathML (rendered by the browser, offline), not as `$...$` source."
+    assert built["r"].returncode == 0, built["r"].stderr[-3000:]
+    for stem in ("13_models.cdnet", "11_modules.cells", "21_metrics"):
+        html = (ROOT / "site" / stem / "index.html").read_text()
+        assert html.count("<math") > 10, stem
+        assert "$n_{past}" not in html and "\\odot" not in html and "\\mathrm" not in html, stem
+    assert 'display="block"' in (ROOT / "site" / "21_metrics" / "index.html").read_text()   # $$...$$
+
+
+def build_docs():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import build_docs
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return build_docs
+
+
+def test_math_conversion_leaves_code_and_dollars_alone():
+    b = build_docs()
+    out = b.math_to_mathml("cost $x_t$ and $$\\sum_i a_i$$, not `$HOME` nor \\$5 or $5 and $6;\n```sh\necho $PATH $x$\n```\n")
+    assert out.count("<math") == 2 and 'display="block"' in out and 'display="inline"' in out
+    assert "`$HOME`" in out and "\\$5" in out and "$5 and $6" in out and "echo $PATH $x$" in out
+
+
+def test_outputs_are_cleaned():
+    b = build_docs()
+    outs = [dict(output_type="stream", name="stderr", text="UserWarning: ...\n"),
+            dict(output_type="stream", name="stdout", text=f"shape (2, 3)\nwrote {b.ROOT}/results/x.csv\nread /work/data/y\n"
+                                                             f"epoch 1:  40%|####      | 4/10 [00:01<00:02, 3.1it/s]\n"),
+            dict(output_type="error", ename="ValueError", evalue="", traceback=[]),
+            dict(output_type="display_data", data={"text/plain": f"{Path.home()}/x", "text/html": f"<td>{Path.home()}/x</td>"}, metadata={})]
+    got = b.clean_outputs(outs)
+    assert [o["output_type"] for o in got] == ["stream", "display_data"]
+    assert got[0]["text"] == "shape (2, 3)\nwrote results/x.csv\n"
+    assert "text/plain" not in got[1]["data"] and str(Path.home()) not in got[1]["data"]["text/html"]
+
+
+def test_executed_outputs(tmp_path):
+    "A component notebook is executed as nbdev_test runs it and keeps its outputs (figures included); `skip_exec` is honoured."
+    import json
+    b = build_docs()
+    def code(src): return dict(cell_type="code", execution_count=None, metadata={}, outputs=[], source=src)
+    nb = dict(nbformat=4, nbformat_minor=5, metadata={}, cells=[
+        code("import matplotlib.pyplot as plt"), code("print(2 + 3)"), code("#| eval: false\nraise SystemExit"),
+        code("#| slow\nraise SystemExit"), code("plt.plot([0, 1]);")])
+    (tmp_path / "nbs").mkdir()
+    (tmp_path / "nbs" / "01_x.ipynb").write_text(json.dumps(nb))
+    skipped = dict(nb, cells=[dict(cell_type="raw", metadata={}, source="---\nskip_exec: true\n---")] + nb["cells"])
+    (tmp_path / "nbs" / "02_y.ipynb").write_text(json.dumps(skipped))
+    dest = b.execute_notebooks(tmp_path / "nbs", tmp_path / "exec")
+    cells = json.loads((dest / "01_x.ipynb").read_text())["cells"]
+    assert "".join(cells[1]["outputs"][0]["text"]) == "5\n"
+    assert not cells[2]["outputs"] and not cells[3]["outputs"]
+    assert any("image/png" in o.get("data", {}) for o in cells[4]["outputs"])
+    assert all(not c["outputs"] for c in json.loads((dest / "02_y.ipynb").read_text())["cells"] if c["cell_type"] == "code")
+    assert all(not c["outputs"] for c in json.loads((tmp_path / "nbs" / "01_x.ipynb").read_text())["cells"])   # the source stays clean
 
 
 def test_imports_sit_in_cells_of_their_own():
