@@ -31,7 +31,7 @@ def test_main_results_smoke(tmp_path, mnist_dir):
 
     # the report reads only those files
     out = tmp_path / "report"
-    run_nb("reports/report.ipynb", tmp_path, results_dir=str(res), out_dir=str(out))
+    run_nb("reports/study_report.ipynb", tmp_path, results_dir=str(res), out_dir=str(out))
     t = pd.read_csv(out / "table_mmnist_smoke_authors.csv")
     assert set(t.model) == models
     beside = pd.read_csv(out / "beside_paper.csv")
@@ -65,7 +65,7 @@ def test_main_results_seeds_summary_and_curves(tmp_path, mnist_dir):
     stamp = {p: p.stat().st_mtime_ns for p in base.rglob("metrics.json")}
 
     out = tmp_path / "report"
-    run_nb("reports/report.ipynb", tmp_path, results_dir=str(res), out_dir=str(out), findings_preset="smoke")
+    run_nb("reports/study_report.ipynb", tmp_path, results_dir=str(res), out_dir=str(out), findings_preset="smoke")
     findings = (tmp_path / "findings.md").read_text()                                  # beside out_dir by default
     claims = findings.split("## Claims")[1].split("\n## ")[0]
     assert "| Sec. 4.3, Table 1 |" in claims and "not yet run" in claims and "| reproduced |" in claims   # no CDNet runs; the counts
@@ -91,7 +91,7 @@ def test_main_results_seeds_summary_and_curves(tmp_path, mnist_dir):
     assert {p: p.stat().st_mtime_ns for p in base.rglob("metrics.json")} == stamp
 
 
-REPRODUCTION = sorted([*(ROOT / "nbs").glob("[a-z]*.ipynb"), ROOT / "reports" / "report.ipynb"])
+REPRODUCTION = sorted([*(ROOT / "nbs").glob("[a-z]*.ipynb"), ROOT / "reports" / "study_report.ipynb"])
 
 
 def parameters(nb: Path) -> list[tuple[str, str, str]]:
