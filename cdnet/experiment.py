@@ -103,11 +103,9 @@ def run_experiment(cfg: Config, *, tag: str | None = None, resume: bool = False,
                 params=n_params, model_obj=model)
 
 # %% ../nbs/32_experiment.ipynb #70857f9d
-_UNSET = ("", "none", "null")
-
 def not_set(value) -> bool:
-    "Whether a notebook parameter is not set: None, or the text '', 'none' or 'null' that a command line passes."
-    return value is None or (isinstance(value, str) and value.strip().lower() in _UNSET)
+    "Whether a notebook parameter is not set: None, or the empty text a script passes (`-p mnist_dir \"$MNIST_DIR\"`)."
+    return value is None or (isinstance(value, str) and not value.strip())
 
 def given(**params) -> dict:
     "The parameters that are set (`not_set`), e.g. the overrides a notebook passes to `resolve_config`."
