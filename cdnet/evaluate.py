@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['TABLE_COLUMNS', 'METRICS', 'RECORDED_CONFIG', 'shard_indices', 'EvalResult', 'merge_shards', 'gather_shards',
-           'evaluate', 'write_results']
+           'evaluate', 'write_results', 'iteration_predictions']
 
 # %% ../nbs/31_evaluate.ipynb #b1cb761d
 import json
@@ -153,3 +153,10 @@ def write_results(result, out_dir, *, config, test_data=None):
     atomic_write_text(out / "per_frame.csv", result.per_frame_table().to_csv(index=False))
     atomic_write_text(out / "metrics.json", json.dumps(doc, indent=2))
     return out / "metrics.json"
+
+# %% ../nbs/31_evaluate.ipynb #e900dcde
+@torch.no_grad()
+def iteration_predictions(net, context: torch.Tensor, n_pred: int) -> torch.Tensor:
+    "Decoded future frames after each iteration of the CDNet `net`: `[L + 1, B, n_pred, C, H, W]`."
+    r = net(context, context.shape[1], n_pred, decode_all=True)
+    return torch.stack([torch.stack([d[j][:, :, 2] for d in r.decodes[r.n_past - 1:]], 1) for j in range(net.refine_iters + 1)])

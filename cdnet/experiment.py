@@ -8,7 +8,7 @@ import json, time, traceback, warnings
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 import torch
-from .config import Config, DATASETS, resolve_config, save_config
+from .config import Config, ConfigError, DATASETS, parse_value, resolve_config, save_config
 from .core import atomic_write_text
 from .data import NoValidationSplit, get_dataset
 from .zoo import build_model, is_trainable, model_switches, model_name
@@ -17,7 +17,9 @@ from .core import resolve_device, seed_everything, dist_info
 from .evaluate import evaluate, write_results
 
 # %% auto #0
-__all__ = ['run_dir', 'write_status', 'same_config', 'load_finished', 'run_experiment']
+__all__ = ['TABLE2_ROWS', 'ABLATION_SWITCHES', 'run_dir', 'write_status', 'same_config', 'load_finished', 'run_experiment',
+           'not_set', 'given', 'parse_seeds', 'model_fields', 'model_names', 'parse_candidate', 'ablation_tag',
+           'area_pair', 'ablation_plan', 'area_check']
 
 # %% ../nbs/32_experiment.ipynb #e48c750c
 def run_dir(cfg: Config, tag: str | None = None) -> Path:
@@ -99,3 +101,78 @@ def run_experiment(cfg: Config, *, tag: str | None = None, resume: bool = False,
         write_status(out, "done")
     return dict(out=out, model=model_name(cfg), tag=tag, summary=result.summary(), result=result, train=fit, reused=False,
                 params=n_params, model_obj=model)
+
+# %% ../nbs/32_experiment.ipynb #70857f9d
+def not_set(value) -> bool:
+    "Whether a notebook parameter is not set: None, or the empty text a script passes (`-p mnist_dir \"$MNIST_DIR\"`)."
+    return value is None or (isinstance(value, str) and not value.strip())
+
+def given(**params) -> dict:
+    "The parameters that are set (`not_set`), e.g. the overrides a notebook passes to `resolve_config`."
+    return {k: v for k, v in params.items() if not not_set(v)}
+
+def parse_seeds(seeds) -> list[int]:
+    "`seeds` as a list of distinct integers: a list, one integer, or the text `1,2,3` / `1 2 3` of a command line; else `ConfigError`."
+    items = str(seeds).replace(",", " ").split() if isinstance(seeds, (int, str)) and not isinstance(seeds, bool) else seeds
+    try: out = [int(s) for s in items if not isinstance(s, (bool, float))] if isinstance(items, (list, tuple)) else None
+    except (TypeError, ValueError): out = None
+    if not out or len(out) != len(items) or len(set(out)) != len(out): raise ConfigError("seeds", seeds, "a list of distinct integers")
+    return out
+
+def model_fields(name: str) -> dict:
+    "The `Config` fields of a model name of the results tree: `cdnet-released` -> model cdnet, variant released; other names are models."
+    return dict(model="cdnet", variant=name[len("cdnet-"):]) if name.startswith("cdnet-") else dict(model=name)
+
+def model_names(text: str) -> list[str]:
+    "A comma-separated list of model names, `copy-last, cdnet-paper` -> ['copy-last', 'cdnet-paper']."
+    return [m.strip() for m in str(text).split(",") if m.strip()]
+
+def parse_candidate(text: str) -> tuple[str, dict]:
+    "A learning-curve candidate, `cdnet-released hidden=16 lr=1e-3` -> ('cdnet-released', {'hidden': 16, 'lr': 0.001})."
+    name, *pairs = text.split()
+    if any("=" not in p for p in pairs): raise ConfigError("candidates", text, "a model name then field=value pairs")
+    return name, {k: parse_value(v) for k, v in (p.split("=", 1) for p in pairs)}
+
+# %% ../nbs/32_experiment.ipynb #7892e030
+TABLE2_ROWS = {"without-G": dict(use_global_info=False), "without-mask": dict(use_mask=False),
+               "without-area-loss": dict(area_loss="none"), "l1+l2": dict(pixel_loss="l1+l2", pixel_iters="last")}
+ABLATION_SWITCHES = ("refine_iters", "hidden", "use_global_info", "use_mask", "area_loss", "pixel_loss", "pixel_iters")
+
+def ablation_tag(switches: dict, variant: dict) -> str | None:
+    "The tag of a run of `switches` on `variant` (its `resolve_variant` values): a Table 2 name, `name=value,...`, or None (the full model)."
+    named = {k: v for k, v in switches.items() if k in ("refine_iters", "hidden") or v != variant[k]}
+    for name, row in TABLE2_ROWS.items():
+        if named and named == {k: v for k, v in row.items() if v != variant[k]}: return name
+    return ",".join(f"{k}={v}" for k, v in named.items()) or None
+
+def area_pair(variant: dict) -> list[tuple[str | None, dict]]:
+    "(tag, switches) of the same model trained with the exact (zero-gradient) area loss and without it."
+    exact = ablation_tag(dict(area_loss="exact"), variant)
+    return [(exact, {} if exact is None else dict(area_loss="exact")), ("without-area-loss", dict(area_loss="none"))]
+
+def ablation_plan(rows: str | None, switches: dict, variant: dict) -> list[tuple[str | None, dict]]:
+    "(tag, switches) per row: `rows` table2 | table4 | area_check, or (rows None) the one-off run of `switches`."
+    sets = {"table2": [(None, {})] + list(TABLE2_ROWS.items()),
+            "table4": [(f"refine_iters={n}", dict(refine_iters=n)) for n in (3, 4, 5)] + [(f"hidden={n}", dict(hidden=n)) for n in (16, 32, 64)],
+            "area_check": area_pair(variant)}
+    if not_set(rows): return [(ablation_tag(switches, variant), switches)]
+    if rows not in sets: raise ConfigError("rows", rows, " | ".join(["None", *sets]))
+    if switches: raise ConfigError("rows", rows, f"None when switches are given (got {', '.join(switches)}): the tables run the paper's rows")
+    return sets[rows]
+
+def area_check(exact_dir, none_dir) -> dict:
+    "Largest differences between two finished runs' final weights (every tensor of the state dict), training logs and metrics."
+    import pandas as pd
+    from cdnet.train import load_checkpoint
+    exact_dir, none_dir = Path(exact_dir), Path(none_dir)
+    a, b = load_checkpoint(exact_dir / "checkpoint.pt")["model"], load_checkpoint(none_dir / "checkpoint.pt")["model"]
+    if a.keys() != b.keys(): raise ValueError(f"{exact_dir} and {none_dir}: different models")
+    diff = {k: (a[k].double() - b[k].double()).abs().max().item() if a[k].numel() else 0.0 for k in a}
+    la, lb = pd.read_csv(exact_dir / "train_log.csv"), pd.read_csv(none_dir / "train_log.csv")
+    ma, mb = (json.loads((d / "metrics.json").read_text())["summary"] for d in (exact_dir, none_dir))
+    return dict(tensors=len(diff), tensors_different=sum(v > 0 for v in diff.values()), weights_max_abs_diff=max(diff.values()),
+                steps=len(la), pixel_loss_max_abs_diff=float((la.pixel - lb.pixel).abs().max()),
+                total_loss_max_abs_diff=float((la.loss - lb.loss).abs().max()), exact_area_term_max=float(la.area.abs().max()),
+                none_area_term_max=float(lb.area.abs().max()),
+                mse_diff=abs(ma["standard"]["mse"] - mb["standard"]["mse"]) if "standard" in ma else float("nan"),
+                identical=bool(max(diff.values()) == 0 and (la.pixel == lb.pixel).all()))

@@ -24,8 +24,9 @@ from .modules.cells import AttentionGate, MaskHead
 from .discriminator import TemporalDiscriminator, discriminator_inputs, lsgan_loss
 
 # %% auto #0
-__all__ = ['SMALL', 'H36M', 'MMNIST', 'UCF64', 'count_params', 'live_parameters', 'trainable_params', 'training_loss', 'measure',
-           'autoencoder_loss', 'discriminator_loss', 'param_table', 'baseline_rows']
+__all__ = ['SMALL', 'H36M', 'MMNIST', 'UCF64', 'SPEC_COUNTS', 'DEAD_PARAMS', 'count_params', 'live_parameters',
+           'trainable_params', 'training_loss', 'measure', 'autoencoder_loss', 'discriminator_loss', 'param_table',
+           'baseline_rows', 'row_key', 'describe', 'dataset_counts']
 
 # %% ../nbs/16_params.ipynb #7fc9aae7
 def count_params(module: nn.Module) -> int:
@@ -145,3 +146,48 @@ def _baseline_rows(trainable: bool) -> list[dict]:
             with torch.device("meta"): n = dict(params=count_params(build(height=setting["height"], width=setting["width"])), trainable=None)
         rows.append(dict(model=cls.__name__, variant=source, switches=switches, dataset=dataset, **n))
     return rows
+
+# %% ../nbs/16_params.ipynb #bba103a6
+SPEC_COUNTS = {  # row_key of a param_table row -> the spec's count
+    ("autoencoder", "RGB"): 937_572,
+    ("CDNet", "released", "released", 2, True, False): 21_862_020,
+    ("CDNet", "released", "released", 2, True, True): 23_134_212,
+    ("CDNet", "paper", "paper", 1, False, False): 11_354_628,
+    ("CDNet", "paper", "paper", 2, False, False): 16_369_092,
+    ("CDNet", "released", "released", 1, False, False): 14_340_612,
+    ("CrevNet", "conv2"): 46_951_524,
+    ("CrevNet", "conv1"): 4_997_444,
+    ("autoencoder", "gray"): 104_516,
+    ("PhyDNet",): 3_091_732,         # OpenSTL Moving MNIST: 3.1M
+    ("FRNN",): 105_709_219,          # the authors' UCF101 topology; no published count
+    ("discriminator",): 5_554_050,   # not in the spec: the hand count of 22_discriminator (2 scales, 15 input channels)
+}
+DEAD_PARAMS = {("CDNet", "released", "released", 2, True, False): 1_013_952}   # zero gradient: the motion cell's mask head
+
+def row_key(r: dict) -> tuple:
+    "The identity of a `param_table` row: what distinguishes it from the others."
+    if r["model"] == "autoencoder": return ("autoencoder", "RGB" if "RGB" in r["dataset"] else "gray")
+    if r["model"] == "CrevNet": return ("CrevNet", r["switches"]["gate"])
+    if r["model"] in ("PhyDNet", "FRNN", "discriminator"): return (r["model"],)
+    s = r["switches"]
+    return ("CDNet", r["variant"].split()[0], s["gates"], s["refine_cells"], s["motion_mask"], "extra" in s)
+
+def describe(r: dict) -> str:
+    "One line saying what a `param_table` row counts."
+    s = r["switches"]
+    if r["model"] == "autoencoder": return "invertible autoencoder"
+    if r["model"] == "CrevNet": return f"CrevNet, {s['layers']} cells, {s['gate']} attention gate per layer"
+    if r["model"] == "PhyDNet": return f"PhyDNet, latent width {s['hidden']}, PhyCell of 49 7x7 filters, ConvLSTM {s['convlstm']}"
+    if r["model"] == "FRNN": return f"FRNN, {s['layers']} dGRU layers from width {s['hidden']}"
+    if r["model"] == "discriminator": return f"temporal discriminator of the released training, {s['scales']} scales, {s['in_ch']} input channels"
+    text = (f"CDNet, {s['gates']} gates, {s['refine_cells']} refine cell(s), motion cell "
+            f"{'with' if s['motion_mask'] else 'without'} mask head ({1 + s['refine_cells']} cells)")
+    return text + (", plus one mask head and one attention gate" if "extra" in s else "")
+
+def dataset_counts(cfg) -> dict:
+    "The count of `cfg`'s model at its dataset's frame size (meta device) and the trainable count measured on 16x16 frames."
+    from cdnet.config import DATASETS
+    from cdnet.zoo import build_model
+    shape = DATASETS[cfg.dataset]
+    return measure(lambda height, width: build_model(cfg, shape["channels"], height, width), channels=shape["channels"],
+                   height=shape["height"], width=shape["width"], n_obs=cfg.n_obs, n_pred=cfg.n_pred)

@@ -14,7 +14,7 @@ from .metrics import PAPER_SCALE
 # %% auto #0
 __all__ = ['ASSETS', 'SETTINGS', 'SCALE', 'ROWS', 'ABLATION_ROWS', 'load_reference', 'paper_rows', 'collect_runs',
            'collect_per_frame', 'not_comparable', 'compare_with_paper', 'summary_table', 'to_markdown',
-           'plot_per_frame']
+           'plot_per_frame', 'paper_row', 'published', 'select_presets']
 
 # %% ../nbs/40_report.ipynb #cbffaaa3
 ASSETS = Path(str(importlib.resources.files("cdnet"))) / "assets"
@@ -168,3 +168,18 @@ def plot_per_frame(per_frame: pd.DataFrame, metrics=("mse", "ssim", "psnr", "mae
     if axes[0][-1].get_legend(): sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1, 1), title=None)
     fig.suptitle(title); fig.tight_layout()
     return fig
+
+# %% ../nbs/40_report.ipynb #ef041696
+def paper_row(tag: str | None) -> tuple[str | None, str | None]:
+    "The (table, row) of the paper an ablation run of tag `tag` stands for; (None, None) when none."
+    return ("T2", "CDNet") if tag is None else ABLATION_ROWS.get(tag, (None, None))
+
+def published(reference: pd.DataFrame, table: str | None, row: str | None, metric: str) -> float:
+    "The paper's value of `metric` in (`table`, `row`) of `reference` (one setting), in the paper's units; NaN when not printed."
+    v = reference[(reference.table == table) & (reference.row == row) & (reference.metric == metric)]
+    return float(v.value.iloc[0]) / float(v.scale.iloc[0]) * SCALE[metric] if len(v) else np.nan
+
+def select_presets(df: pd.DataFrame, presets: list[str] | None = None, exclude: list[str] | None = None) -> pd.DataFrame:
+    "The rows of `df` whose preset is in `presets` (None or empty: all) and not in `exclude`."
+    if not len(df): return df
+    return df[(df.preset.isin(presets) if presets else True) & ~df.preset.isin(exclude or [])]

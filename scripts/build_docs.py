@@ -214,8 +214,8 @@ def main(argv=None):
         nb = convert(json.loads(p.read_text()), names, depth=0 if p.stem == "index" else 1)
         (SRC / p.name).write_text(json.dumps(nb))
     # the report notebook and what the last report run wrote
-    rep = json.loads((ROOT / "reports" / "report.ipynb").read_text())
-    (SRC / "report.ipynb").write_text(json.dumps(convert(rep, names, depth=1)))
+    rep = json.loads((ROOT / "reports" / "study_report.ipynb").read_text())
+    (SRC / "study_report.ipynb").write_text(json.dumps(convert(rep, names, depth=1)))
     out = ROOT / "reports" / "output"
     parts = []
     (SRC / "results").mkdir()
@@ -224,7 +224,7 @@ def main(argv=None):
         parts.append(f"## {f.stem.replace('_', ' ')}\n\n" + f.read_text())
     for f in sorted(out.glob("*.png")) if out.is_dir() else []:
         shutil.copy(f, SRC / "results" / f.name); parts.append(f"## {f.stem.replace('_', ' ')}\n\n![{f.stem}]({f.name})")
-    text = ("Tables and plots written by `reports/report.ipynb` from the results files of the runs made so far "
+    text = ("Tables and plots written by `reports/study_report.ipynb` from the results files of the runs made so far "
             "(`bash scripts/main.sh` regenerates them).\n\n" + "\n\n".join(parts)) if parts else \
            "No report yet: run `bash scripts/main.sh`, then rebuild the site."
     (SRC / "results" / "index.md").write_text("# Results\n\n" + text + "\n")

@@ -43,6 +43,6 @@ for family in "$@"; do
     -p preset "$PRESET" -p dataset "$ds" -y "$seeds_yaml" -p out_dir "$RESULTS" -p data_root "$DATA_ROOT" \
     -p mnist_dir "$MNIST_DIR" -p reuse True
 done
-papermill --no-progress-bar reports/report.ipynb "$RESULTS/notebooks/report_${PRESET}.ipynb" -p results_dir "$RESULTS" \
+papermill --no-progress-bar reports/study_report.ipynb "$RESULTS/notebooks/study_report_${PRESET}.ipynb" -p results_dir "$RESULTS" \
   -p out_dir "$REPORT" "${SELECT[@]}"
 echo "tables, summary.csv and plots: $REPORT/ ; findings: $([ "$PRESET" = smoke ] && echo "$REPORT/findings.md" || echo reports/findings.md) ; executed notebooks: $RESULTS/notebooks/"

@@ -10,7 +10,7 @@ from conftest import ROOT
 
 
 def notebooks():
-    return sorted(p.stem for p in (ROOT / "nbs").glob("*.ipynb") if not p.name.startswith("_")) + ["report"]
+    return sorted(p.stem for p in (ROOT / "nbs").glob("*.ipynb") if not p.name.startswith("_")) + ["study_report"]
 
 
 def test_every_notebook_is_in_the_nav():

@@ -31,7 +31,7 @@ def test_main_results_smoke(tmp_path, mnist_dir):
 
     # the report reads only those files
     out = tmp_path / "report"
-    run_nb("reports/report.ipynb", tmp_path, results_dir=str(res), out_dir=str(out))
+    run_nb("reports/study_report.ipynb", tmp_path, results_dir=str(res), out_dir=str(out))
     t = pd.read_csv(out / "table_mmnist_smoke_authors.csv")
     assert set(t.model) == models
     beside = pd.read_csv(out / "beside_paper.csv")
@@ -65,7 +65,7 @@ def test_main_results_seeds_summary_and_curves(tmp_path, mnist_dir):
     stamp = {p: p.stat().st_mtime_ns for p in base.rglob("metrics.json")}
 
     out = tmp_path / "report"
-    run_nb("reports/report.ipynb", tmp_path, results_dir=str(res), out_dir=str(out), findings_preset="smoke")
+    run_nb("reports/study_report.ipynb", tmp_path, results_dir=str(res), out_dir=str(out), findings_preset="smoke")
     findings = (tmp_path / "findings.md").read_text()                                  # beside out_dir by default
     claims = findings.split("## Claims")[1].split("\n## ")[0]
     assert "| Sec. 4.3, Table 1 |" in claims and "not yet run" in claims and "| reproduced |" in claims   # no CDNet runs; the counts
@@ -91,7 +91,7 @@ def test_main_results_seeds_summary_and_curves(tmp_path, mnist_dir):
     assert {p: p.stat().st_mtime_ns for p in base.rglob("metrics.json")} == stamp
 
 
-REPRODUCTION = sorted([*(ROOT / "nbs").glob("[a-z]*.ipynb"), ROOT / "reports" / "report.ipynb"])
+REPRODUCTION = sorted([*(ROOT / "nbs").glob("[a-z]*.ipynb"), ROOT / "reports" / "study_report.ipynb"])
 
 
 def parameters(nb: Path) -> list[tuple[str, str, str]]:
@@ -99,7 +99,7 @@ def parameters(nb: Path) -> list[tuple[str, str, str]]:
     import re
     cells = json.loads(nb.read_text())["cells"]
     cell = next((c for c in cells if "parameters" in c["metadata"].get("tags", [])), None)
-    return [] if cell is None else re.findall(r"^(\w+)\s*:\s*(\w+)\s*=[^#\n]*#?(.*)$", "".join(cell["source"]), re.M)
+    return [] if cell is None else re.findall(r"^(\w+)\s*:\s*([\w\[\]]+)\s*=[^#\n]*#?(.*)$", "".join(cell["source"]), re.M)
 
 
 @pytest.mark.parametrize("nb", REPRODUCTION, ids=lambda p: p.stem)
@@ -107,9 +107,26 @@ def test_boolean_parameters_use_the_shared_conversion(nb):
     "papermill passes `-p reuse false` as the text 'false': every on/off parameter goes through cdnet.config.to_bool."
     text = nb.read_text()
     for name, typ, comment in parameters(nb):
-        if typ == "bool" or "true | false" in comment:
-            assert f'to_bool(\\"{name}\\", {name})' in text or f'bool_switch(\\"{name}\\", {name})' in text, \
+        if typ in ("bool", "Optional[bool]"):
+            assert f'to_bool(\\"{name}\\", {name}' in text, \
                 f"{nb.name}: the parameter {name} is not converted by cdnet.config.to_bool"
+
+
+@pytest.mark.parametrize("nb", REPRODUCTION, ids=lambda p: p.stem)
+def test_reproduction_notebooks_are_thin(nb):
+    """A reproduction notebook defines no function or class (its logic is package code, tested in the component notebooks),
+    and a parameter that can be left unset is `Optional[...] = None`, the one "not set" (no -1, 0, "" or "auto" sentinels)."""
+    import ast, re
+    cells = [("".join(c["source"])) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+    defined = [n.name for s in cells for n in ast.walk(ast.parse(s)) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    assert not defined, f"{nb.name} defines {defined}: move them into the package (a component notebook, with a test)"
+    cell = next((c for c in json.loads(nb.read_text())["cells"] if "parameters" in c["metadata"].get("tags", [])), None)
+    for line in "".join(cell["source"] if cell else []).splitlines():
+        m = re.match(r"^(\w+)\s*:\s*([\w\[\]]+)\s*=\s*([^#]*?)\s*#(.*)$", line)
+        assert m, f"{nb.name}: a parameter without a type or a comment: {line!r}"
+        name, typ, default, comment = m.groups()
+        if re.search(r"\b(None|empty|-1|0):", comment):
+            assert typ.startswith("Optional[") and default == "None" and "None:" in comment, f"{nb.name}: {name} is not set by a sentinel"
 
 
 def test_main_results_boolean_text(tmp_path, mnist_dir):
@@ -132,7 +149,7 @@ def test_main_results_boolean_text(tmp_path, mnist_dir):
 
 @pytest.mark.parametrize("nb, params, message", [
     ("nbs/long_horizon.ipynb", dict(reuse="maybe"), "invalid value for `reuse`: 'maybe'"),
-    ("nbs/ablation.ipynb", dict(use_mask="maybe"), "invalid value for `use_mask`: 'maybe' (allowed: auto | true | false"),
+    ("nbs/ablation.ipynb", dict(use_mask="maybe"), "invalid value for `use_mask`: 'maybe' (allowed: True | False"),
 ])
 def test_boolean_parameter_text_refused_by_name(nb, params, message, tmp_path):
     with pytest.raises(pm.PapermillExecutionError) as e:

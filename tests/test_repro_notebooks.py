@@ -27,7 +27,7 @@ def read_json(p):
 
 def test_params(tmp_path):
     res = tmp_path / "results"
-    run_nb("params", tmp_path, out_dir=str(res), dataset="mmnist", preset="smoke")
+    run_nb("parameter_counts", tmp_path, out_dir=str(res), dataset="mmnist", preset="smoke")
     d = res / "params"
     spec = pd.read_csv(d / "params.csv")
     assert spec.matches_spec.all() and len(spec) == 12   # the spec counts and the temporal discriminator
