@@ -10,16 +10,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from .audit import AUDIT, convention_gaps, paired_effect
+from .audit import AUDIT, audit_effects, convention_gaps, paired_effect
 from .config import STUDY_DATASETS
 from .stats import format_pm, paired_comparisons, seed_summary
 from .switches import VARIANTS
 
 # %% auto #0
-__all__ = ['VERDICTS', 'BASELINES', 'CLAIMS', 'FACTS', 'NEEDS', 'direction_verdict', 'tag_effect', 'effect_text', 'claim_table1',
-           'claim_global_info', 'claim_mask', 'claim_iteration_loss', 'claim_area_loss', 'claim_refine_iters',
-           'claim_hidden', 'claim_cascade', 'claim_long_horizon', 'claim_params', 'claim_verdicts', 'differences_table',
-           'convention_table', 'paper_blend_table', 'params_frame', 'findings_markdown']
+__all__ = ['VERDICTS', 'BASELINES', 'CLAIMS', 'FACTS', 'UNITS', 'REPRODUCE', 'NEEDS', 'direction_verdict', 'tag_effect',
+           'effect_text', 'claim_table1', 'claim_global_info', 'claim_mask', 'claim_iteration_loss', 'claim_area_loss',
+           'claim_refine_iters', 'claim_hidden', 'claim_cascade', 'claim_long_horizon', 'claim_params',
+           'claim_verdicts', 'differences_table', 'convention_table', 'paper_blend_table', 'params_frame',
+           'findings_markdown']
 
 # %% ../nbs/44_findings.ipynb #d66ff8f2
 VERDICTS = ("reproduced in miniature", "reproduced", "not reproduced", "contradicted", "not testable here", "not yet run")
@@ -62,6 +63,16 @@ def effect_text(e: dict | None, digits: int = 3) -> str:
 # %% ../nbs/44_findings.ipynb #1bb2875d
 BASELINES = ("convlstm", "frnn", "mim", "predrnn", "motionrnn", "phydnet", "crevnet")   # Table 1's trained rows
 
+def _copies_last(runs, ds: str, tol: float = 0.01) -> str:
+    "A caveat when the released CDNet's test MSE equals copy-last's within `tol` on every shared seed, else ''."
+    d = _done(runs)
+    d = d[(d.dataset == ds) & (d.tag == "") & (d.metric == "mse") & (d.convention == "standard")]
+    w = d.pivot_table(index="seed", columns="model", values="value", aggfunc="last")
+    if not {"cdnet-released", "copy-last"} <= set(w.columns): return ""
+    diff = (w["cdnet-released"] - w["copy-last"]).dropna()
+    if not len(diff) or diff.abs().max() >= tol: return ""
+    return f"; CDNet's MSE equals copy-last's (largest difference {diff.abs().max():.2g} over {len(diff)} seeds): it returns the last frame, so its wins are copy-last's"
+
 def claim_table1(runs, root, datasets) -> tuple[str, str]:
     "CDNet (released) against every trained baseline of Table 1: paired t over seeds of test MSE and SSIM."
     texts, verdicts = [], []
@@ -78,7 +89,7 @@ def claim_table1(runs, root, datasets) -> tuple[str, str]:
         mse = lambda m: format_pm(s.loc[m, "mean"], s.loc[m, "half_width"])
         texts.append(f"{ds}: MSE CDNet {mse('cdnet-released')}, best baseline {best} {mse(best)}; CDNet beats {', '.join(wins) or 'none'} "
                      f"on MSE and SSIM" + (f", is beaten on MSE by {', '.join(beaten)}" if beaten else "")
-                     + f" ({int(pc.n_seeds.min())} seeds, {len(set(pc.against))} baselines)")
+                     + f" ({int(pc.n_seeds.min())} seeds, {len(set(pc.against))} baselines)" + _copies_last(runs, ds))
         verdicts.append("contradicted" if beaten else "reproduced in miniature" if len(wins) == len(BASELINES) else "not reproduced")
     if not verdicts: return "no CDNet and baseline runs on two or more shared seeds", "not yet run"
     v = "contradicted" if "contradicted" in verdicts else "reproduced in miniature" if set(verdicts) == {"reproduced in miniature"} else "not reproduced"
@@ -199,12 +210,11 @@ def _md_table(df: pd.DataFrame) -> str:
     from cdnet.report import to_markdown
     return to_markdown(df) if len(df) else "_none yet_"
 
-def differences_table(root, preset: str = "cpu") -> pd.DataFrame:
-    "Every audit effect of the tree at `preset` (standard convention): dataset, model, row, MSE and SSIM change ± half-width, verdicts."
-    files = sorted(Path(root).glob(f"*/{preset}/audit_effects.csv"))
-    if not files: return pd.DataFrame()
-    e = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+def differences_table(runs: pd.DataFrame, preset: str = "cpu") -> pd.DataFrame:
+    "Every audit effect among `runs` at `preset` (standard convention; seeds that finished so far): dataset, model, row, n_seeds, MSE and SSIM change ± half-width, verdicts."
+    e = audit_effects(runs[runs.preset == preset] if len(runs) else runs)
     e = e[e.convention == "standard"]
+    if not len(e): return pd.DataFrame()
     e = e.assign(change=[format_pm(m, h) for m, h in zip(e.effect, e.ci_high - e.effect)], row=e.tag.str[len(AUDIT):])
     wide = e.pivot_table(index=["dataset", "model", "row", "n_seeds"], columns="metric", values=["change", "verdict"], aggfunc="first")
     wide.columns = [f"{m} {k}" for k, m in wide.columns]
@@ -238,7 +248,8 @@ FACTS = """\
 - **The released area loss has no gradient.** Its mask is built with `masked_fill` against a
   threshold and multiplied by a constant, so the loss is piecewise constant: `tests/test_models.py::test_exact_area_loss_has_zero_gradient_soft_does_not`
   and `::test_exact_and_none_give_the_same_gradients` show it, and the `area_loss=none` audit
-  row trains weight-for-weight identically to the released model (verdict `identical` above).
+  row trains weight-for-weight identically to the released model (its row in the audit table above says
+  `identical` once the audit has run it).
   The paper's Table 2 credits the area loss with MSE* 18.1 -> 16.0.
 - **The released temporal discriminator sees one tensor three times.** Its "real", "shuffled"
   and "copied" inputs are the same tensor (`nbs/22_discriminator.ipynb`, test of
@@ -247,11 +258,38 @@ FACTS = """\
 - **The paper's blend, read literally, is unstable.** Eq. 6 with an unbounded mask (no outer
   sigmoid) and the blended state carried forward lets the decodes grow with every iteration
   (`nbs/13_models.cdnet.ipynb`, the decode-growth table); trained at the `cpu` preset, the
-  `paper` variant closes its stream gates and returns the last observed frame (table below).
+  `paper` variant closes its stream gates and returns the last observed frame (the table "The paper
+  variant against copy-last" above).
 - **Table 1's rows for ConvLSTM, FRNN, MIM, PredRNN and MotionRNN give only MSE, SSIM and MAE**,
   no PSNR or LPIPS, although the paper says every referenced model was trained with its own
   open-source code (Fig. 3's caption), which would give every metric. Whether those values are
   another paper's table cannot be checked offline here.
+"""
+
+UNITS = """\
+**Units.** Our results are in raw units under the standard convention: MSE is the per-frame sum of
+squared errors over C x H x W with pixels in [0, 1], averaged over test sequences and future
+frames; SSIM is in [0, 1]. The paper's values, marked MSE*, are in its printed units (MSE / 10,
+per-frame sum, the authors' convention); `reports/output/tables_*.md` prints ours in those units too.
+"""
+
+REPRODUCE = """\
+## How the numbers on this page were made (CPU)
+
+Each command resumes where it stopped (finished runs of the same configuration are read back):
+
+```sh
+SEEDS="1 2 3" DATASETS="mmnist clips" bash scripts/main.sh        # Table 1 in miniature, summary.csv, this page
+papermill nbs/protocol_audit.ipynb results/notebooks/protocol_audit_mmnist_32_cpu.ipynb -p preset cpu -p dataset mmnist \\
+    -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist            # the audit table (-p dataset clips: the real clips)
+papermill nbs/ablation.ipynb results/notebooks/ablation_table2_cpu.ipynb -p preset cpu -p dataset mmnist_32 -p rows table2 \\
+    -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist            # Table 2 rows (table4 for Table 4)
+papermill reports/study_report.ipynb results/notebooks/study_report_cpu.ipynb -p results_dir results \\
+    -p out_dir reports/output -p exclude_presets smoke -p findings_preset cpu    # tables, plots and this page
+```
+
+The reproduction notebooks default to one seed (1234); the study passes seeds 1, 2, 3 so that
+rows pair with the main runs.
 """
 
 NEEDS = """\
@@ -290,10 +328,11 @@ def findings_markdown(runs: pd.DataFrame, root, preset: str = "cpu") -> str:
            "Generated by `reports/study_report.ipynb` from the results tree (`cdnet.findings`); every number below comes from a run "
            "in that tree or from building the models. Miniature results test the direction of a claim, never the paper's values.\n",
            "Verdicts: " + ", ".join(f"{k} {n}" for k, n in counts.items()) + ".\n",
+           UNITS,
            "## Claims\n", _md_table(v.drop(columns=["id"])), "",
            "## Paper against code: measured effects\n",
            "Each row flips one difference from the released configuration (`nbs/protocol_audit.ipynb`; change = flipped - released, "
-           "mean ± 95% half-width over seeds, standard convention).\n", _md_table(differences_table(root, preset)), "",
+           "mean ± 95% half-width over seeds, standard convention).\n", _md_table(differences_table(runs, preset)), "",
            "## Parameters\n"]
     out += [_md_table(params_frame()), "",
             "The released CDNet's motion mask head receives no gradient (its output is never read), hence `trainable` < `params`; "
@@ -301,5 +340,5 @@ def findings_markdown(runs: pd.DataFrame, root, preset: str = "cpu") -> str:
             "## Metric conventions on the same predictions\n",
             "The authors' code scores unclipped predictions with SSIM at data range 2; the standard convention clips and uses range 1 "
             "(`../shared/spec/protocol.md`).\n", _md_table(convention_table(runs, preset)), "",
-            "## The paper variant against copy-last\n", _md_table(paper_blend_table(runs, preset)), "", FACTS, NEEDS]
+            "## The paper variant against copy-last\n", _md_table(paper_blend_table(runs, preset)), "", FACTS, REPRODUCE, NEEDS]
     return "\n".join(out)
