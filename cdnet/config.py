@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_config.ipynb #2ed89582
 from __future__ import annotations
-import dataclasses, json, os, re, warnings
+import dataclasses, difflib, json, os, re, warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 from typing import Any
@@ -278,7 +278,10 @@ def resolve_config(preset: str = "auto", verbose: bool = True, **overrides) -> C
     "Build a validated `Config` from a preset and keyword overrides."
     names = {f.name for f in fields(Config)}
     unknown = sorted(set(overrides) - names)
-    if unknown: raise ConfigError(unknown[0], overrides[unknown[0]], f"a field of Config ({', '.join(sorted(names))})")
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], names, n=1)   # a misspelt field: name the one meant first
+        raise ConfigError(unknown[0], overrides[unknown[0]], (f"did you mean `{close[0]}`? " if close else "")
+                          + f"a field of Config ({', '.join(sorted(names))})")
     c = Config(preset=coerce_field("preset", preset), **{k: coerce_field(k, v) for k, v in overrides.items()})
     if c.preset == "auto":
         c.preset = "paper" if _cuda_available() else "cpu"
