@@ -150,10 +150,10 @@ def area_pair(variant: dict) -> list[tuple[str | None, dict]]:
     exact = ablation_tag(dict(area_loss="exact"), variant)
     return [(exact, {} if exact is None else dict(area_loss="exact")), ("without-area-loss", dict(area_loss="none"))]
 
-def ablation_plan(rows: str | None, switches: dict, variant: dict) -> list[tuple[str | None, dict]]:
-    "(tag, switches) per row: `rows` table2 | table4 | area_check, or (rows None) the one-off run of `switches`."
+def ablation_plan(rows: str | None, switches: dict, variant: dict, hidden: int = 32) -> list[tuple[str | None, dict]]:
+    "(tag, switches) per row: `rows` table2 | table4 | area_check, or (rows None) the one-off run of `switches`. Table 4's hidden sizes are the preset's `hidden` halved, kept and doubled (the paper: 16, 32, 64)."
     sets = {"table2": [(None, {})] + list(TABLE2_ROWS.items()),
-            "table4": [(f"refine_iters={n}", dict(refine_iters=n)) for n in (3, 4, 5)] + [(f"hidden={n}", dict(hidden=n)) for n in (16, 32, 64)],
+            "table4": [(f"refine_iters={n}", dict(refine_iters=n)) for n in (3, 4, 5)] + [(f"hidden={n}", dict(hidden=n)) for n in (hidden // 2, hidden, 2 * hidden)],
             "area_check": area_pair(variant)}
     if not_set(rows): return [(ablation_tag(switches, variant), switches)]
     if rows not in sets: raise ConfigError("rows", rows, " | ".join(["None", *sets]))
