@@ -46,12 +46,14 @@ def _package_dir():
     return Path(spec.origin).parent if spec and spec.origin else None
 
 def provenance(device: str | None = None) -> dict:
-    "Library versions, device and git revision of the running process."
+    "Library versions, device, torch's CPU threads (None before torch is imported) and git revision of the running process."
     vers = {}
     for pkg in ("torch", "numpy", "scikit-image", "lpips", "pandas", "cdnet"):
         try: vers[pkg] = version(pkg)
         except PackageNotFoundError: vers[pkg] = None
+    torch = sys.modules.get("torch")   # CPU threads change float rounding, hence a run's numbers (not imported here)
     return dict(python=sys.version.split()[0], platform=platform.platform(), device=device,
+                torch_threads=torch.get_num_threads() if torch is not None else None,
                 versions=vers, git_revision=git_revision(_package_dir()))
 
 # %% ../nbs/00_core.ipynb #63db066e

@@ -257,9 +257,11 @@ FACTS = """\
 
 - **The released area loss has no gradient.** Its mask is built with `masked_fill` against a
   threshold and multiplied by a constant, so the loss is piecewise constant: `tests/test_models.py::test_exact_area_loss_has_zero_gradient_soft_does_not`
-  and `::test_exact_and_none_give_the_same_gradients` show it, and the `area_loss=none` audit
-  row trains weight-for-weight identically to the released model (its row in the audit table above says
-  `identical` once the audit has run it).
+  and `::test_exact_and_none_give_the_same_gradients` show it; trained side by side in one process
+  (`nbs/ablation.ipynb -p rows area_check`) the two end with identical weights. Its audit row is
+  therefore a null control: against a base run trained with another number of CPU threads (whose
+  float rounding differs, `torch_threads` in each run's provenance), the change it shows is the
+  run-to-run noise the other rows must exceed.
   The paper's Table 2 credits the area loss with MSE* 18.1 -> 16.0.
 - **The released temporal discriminator sees one tensor three times.** Its "real", "shuffled"
   and "copied" inputs are the same tensor (`nbs/22_discriminator.ipynb`, test of
