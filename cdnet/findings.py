@@ -16,11 +16,11 @@ from .stats import format_pm, paired_comparisons, seed_summary
 from .switches import VARIANTS
 
 # %% auto #0
-__all__ = ['VERDICTS', 'BASELINES', 'CLAIMS', 'FACTS', 'UNITS', 'REPRODUCE', 'NEEDS', 'direction_verdict', 'tag_effect',
-           'effect_text', 'claim_table1', 'claim_global_info', 'claim_mask', 'claim_iteration_loss', 'claim_area_loss',
-           'claim_refine_iters', 'claim_hidden', 'claim_cascade', 'claim_long_horizon', 'claim_params',
-           'claim_verdicts', 'differences_table', 'convention_table', 'paper_blend_table', 'params_frame',
-           'findings_markdown']
+__all__ = ['VERDICTS', 'BASELINES', 'CLAIMS', 'FACTS', 'UNITS', 'REPRODUCE', 'NEEDS', 'direction_verdict', 'combine_verdicts',
+           'tag_effect', 'effect_text', 'claim_table1', 'claim_global_info', 'claim_mask', 'claim_iteration_loss',
+           'claim_area_loss', 'claim_refine_iters', 'claim_hidden', 'claim_cascade', 'claim_long_horizon',
+           'claim_params', 'claim_verdicts', 'differences_table', 'convention_table', 'paper_blend_table',
+           'params_frame', 'findings_markdown']
 
 # %% ../nbs/44_findings.ipynb #d66ff8f2
 VERDICTS = ("reproduced in miniature", "reproduced", "not reproduced", "contradicted", "not testable here", "not yet run")
@@ -33,6 +33,14 @@ def direction_verdict(effect: dict | None, paper_says: str) -> str:
     if effect["verdict"] == "one seed": return "not yet run"                 # no interval from one seed: the study is unfinished
     if effect["verdict"] == "no clear effect": return "not reproduced"
     return "reproduced in miniature" if effect["verdict"] == paper_says else "contradicted"
+
+def combine_verdicts(verdicts) -> str:
+    "One verdict from several (datasets, comparisons): contradicted if any is; the common one if all agree; else not reproduced."
+    vs = set(verdicts)
+    if not vs: return "not yet run"
+    if "contradicted" in vs: return "contradicted"
+    return vs.pop() if len(vs) == 1 else "not reproduced"
+
 
 # %% ../nbs/44_findings.ipynb #d09aae4c
 def _done(runs: pd.DataFrame) -> pd.DataFrame:
@@ -103,8 +111,7 @@ def _ablation_claim(runs, datasets, tags, paper_says="worse", base_tag=""):
         verdicts.append(direction_verdict(e, paper_says))
         texts.append(f"{ds}: {effect_text(e)}" + (" — identical runs" if e["verdict"] == "identical" else ""))
     if not verdicts: return "the ablation runs are not in the results tree", "not yet run"
-    order = ["contradicted", "reproduced in miniature", "not reproduced"]
-    return "; ".join(texts), ("contradicted" if "contradicted" in verdicts else min(verdicts, key=order.index) if len(set(verdicts)) == 1 else "not reproduced")
+    return "; ".join(texts), combine_verdicts(verdicts)
 
 def claim_global_info(runs, root, datasets): return _ablation_claim(runs, datasets, ["without-G", AUDIT + "use_global_info=false"])
 def claim_mask(runs, root, datasets): return _ablation_claim(runs, datasets, ["without-mask", AUDIT + "use_mask=false"])
@@ -120,8 +127,7 @@ def _size_claim(runs, datasets, field, best, others):
             verdicts.append(direction_verdict(e, "worse"))
             texts.append(f"{ds}, {field} {o} against {best}: {effect_text(e)}")
     if not verdicts: return f"the Table 4 runs ({field}) are not in the results tree", "not yet run"
-    return "; ".join(texts), ("contradicted" if "contradicted" in verdicts else "reproduced in miniature"
-                              if set(verdicts) == {"reproduced in miniature"} else "not reproduced")
+    return "; ".join(texts), combine_verdicts(verdicts)
 
 def claim_refine_iters(runs, root, datasets): return _size_claim(runs, datasets, "refine_iters", 5, (3, 4))
 def claim_hidden(runs, root, datasets):
@@ -134,7 +140,7 @@ def claim_hidden(runs, root, datasets):
     ran = [p for p in parts if p[1] != "not yet run"]
     if not ran: return "the Table 4 runs (hidden) are not in the results tree", "not yet run"
     vs = {v for _, v in ran}
-    return "; ".join(t for t, _ in ran), ("contradicted" if "contradicted" in vs else "reproduced in miniature" if vs == {"reproduced in miniature"} else "not reproduced")
+    return "; ".join(t for t, _ in ran), combine_verdicts([v for _, v in ran])
 
 # %% ../nbs/44_findings.ipynb #a9ead06a
 def claim_cascade(runs, root, datasets) -> tuple[str, str]:
@@ -165,8 +171,7 @@ def claim_long_horizon(runs, root, datasets) -> tuple[str, str]:
                          f"(difference {format_pm(e['effect'], e['ci_high'] - e['effect'] if e['n_seeds'] > 1 else math.nan)}, {e['n_seeds']} seeds)")
             verdicts.append(direction_verdict(e, "better"))
     if not verdicts: return "no long_horizon/per_frame.csv with CDNet and CrevNet in the results tree", "not yet run"
-    return "; ".join(texts), ("contradicted" if "contradicted" in verdicts else "reproduced in miniature"
-                              if set(verdicts) == {"reproduced in miniature"} else "not reproduced")
+    return "; ".join(texts), combine_verdicts(verdicts)
 
 def claim_params(runs, root, datasets) -> tuple[str, str]:
     "Table 5: CDNet has about half of CrevNet's parameters; counted by building both at Human3.6M's configuration (`cdnet.params`)."
