@@ -37,7 +37,8 @@ def same_config(saved: dict, cfg: Config) -> bool:
     now = json.loads(json.dumps(asdict(cfg), default=str))
     if set(saved) - set(now): return False                                   # a field this code no longer has
     default = {f.name: f.default for f in fields(Config)}
-    return all(saved[k] == v if k in saved else v == json.loads(json.dumps(default[k], default=str)) for k, v in now.items())
+    moot = set() if cfg.dataset.startswith("mmnist") else {"mnist_dir"}     # where MNIST digits live cannot change another dataset's run
+    return all(k in moot or (saved[k] == v if k in saved else v == json.loads(json.dumps(default[k], default=str))) for k, v in now.items())
 
 def load_finished(cfg: Config, tag: str | None = None, *, out: Path | None = None) -> dict | None:
     "The finished run of exactly `cfg` (same keys as `run_experiment` returns, `result=None`), or None."
