@@ -17,9 +17,9 @@ from .core import resolve_device, seed_everything, dist_info
 from .evaluate import evaluate, write_results
 
 # %% auto #0
-__all__ = ['TABLE2_ROWS', 'ABLATION_SWITCHES', 'run_dir', 'write_status', 'same_config', 'load_finished', 'run_experiment',
-           'not_set', 'given', 'parse_seeds', 'model_fields', 'model_names', 'parse_candidate', 'ablation_tag',
-           'area_pair', 'ablation_plan', 'area_check']
+__all__ = ['TABLE2_ROWS', 'run_dir', 'write_status', 'same_config', 'load_finished', 'run_experiment', 'not_set', 'given',
+           'parse_seeds', 'model_fields', 'model_names', 'parse_candidate', 'ablation_tag', 'area_pair',
+           'ablation_plan', 'area_check']
 
 # %% ../nbs/32_experiment.ipynb #e48c750c
 def run_dir(cfg: Config, tag: str | None = None) -> Path:
@@ -137,7 +137,6 @@ def parse_candidate(text: str) -> tuple[str, dict]:
 # %% ../nbs/32_experiment.ipynb #7892e030
 TABLE2_ROWS = {"without-G": dict(use_global_info=False), "without-mask": dict(use_mask=False),
                "without-area-loss": dict(area_loss="none"), "l1+l2": dict(pixel_loss="l1+l2", pixel_iters="last")}
-ABLATION_SWITCHES = ("refine_iters", "hidden", "use_global_info", "use_mask", "area_loss", "pixel_loss", "pixel_iters")
 
 def ablation_tag(switches: dict, variant: dict) -> str | None:
     "The tag of a run of `switches` on `variant` (its `resolve_variant` values): a Table 2 name, `name=value,...`, or None (the full model)."

@@ -61,8 +61,10 @@ class FrameRNN(nn.Module):
         self.channels, self.patch, self.sampling, self.sampling_stop = channels, patch, sampling, sampling_stop
         self.patch_ch = channels * patch * patch
 
-    def init_state(self, x): raise NotImplementedError
-    def cell_step(self, x, state): raise NotImplementedError
+    def init_state(self, x):      # abstract: each model of the family (PredRNN, MIM, MotionRNN) defines its state
+        raise NotImplementedError(f"{type(self).__name__} must define init_state(x) -> its initial state")
+    def cell_step(self, x, state):  # abstract: one step of the model's stacked cells
+        raise NotImplementedError(f"{type(self).__name__} must define cell_step(x, state) -> (output, state)")
 
     def step(self, frame, state=None):
         "One time step: frame `[B, C, H, W]` -> (next frame, state); `state=None` starts from `init_state`."
