@@ -14,11 +14,12 @@ from .switches import VARIANTS
 from .stats import LOWER_IS_BETTER, paired_t
 
 # %% auto #0
-__all__ = ['AUDIT', 'AUDIT_EXTRA', 'EFFECT_COLUMNS', 'audit_tag', 'paper_vs_code_rows', 'audit_rows', 'effect_verdict',
-           'paired_effect', 'audit_effects', 'convention_gaps', 'plot_forest']
+__all__ = ['AUDIT', 'REFERENCE', 'AUDIT_EXTRA', 'EFFECT_COLUMNS', 'audit_tag', 'paper_vs_code_rows', 'audit_rows',
+           'effect_verdict', 'paired_effect', 'base_values', 'audit_effects', 'convention_gaps', 'plot_forest']
 
 # %% ../nbs/43_audit.ipynb #340d3148
 AUDIT = "audit:"
+REFERENCE = AUDIT + "reference"   # the unflipped configuration, trained again by the audit under the same conditions as its rows
 
 def _text(v) -> str: return str(v).lower() if isinstance(v, bool) else str(v)
 
@@ -74,25 +75,33 @@ def _done(runs: pd.DataFrame, metrics) -> pd.DataFrame:
     df = runs[(runs.status == "done") & runs.metric.isin(metrics)] if len(runs) else runs
     return df.assign(tag=df.tag.fillna("").astype(str)) if len(df) else df
 
+def _by_seed(g: pd.DataFrame) -> pd.Series: return g.drop_duplicates("seed", keep="last").set_index("seed").value
+
+def base_values(g: pd.DataFrame, tag: str) -> pd.Series:
+    "Unflipped values by seed for audit row `tag`, from the runs `g` of one model, metric and convention: the `audit:reference` run where a seed has one, else the main run (tag ''); the reference row's own base is the main run."
+    main = _by_seed(g[g.tag.fillna("") == ""])
+    if tag == REFERENCE: return main
+    ref = _by_seed(g[g.tag == REFERENCE])
+    return pd.concat([main.drop(index=ref.index, errors="ignore"), ref]).sort_index()
+
 def audit_effects(runs: pd.DataFrame, metrics=("mse", "ssim"), level: float = 0.95) -> pd.DataFrame:
-    "Every audit run (tag `audit:...`) against its model's main runs (tag ''), paired over seeds; one row per tag, convention and metric."
+    "Every audit run (tag `audit:...`) against its model's unflipped runs (`base_values`), paired over seeds; one row per tag, convention and metric."
     df, out = _done(runs, metrics), []
     if not len(df): return pd.DataFrame(columns=EFFECT_COLUMNS)
     for (ds, preset, model, conv, metric), g in df.groupby(["dataset", "preset", "model", "convention", "metric"], sort=True):
-        base = g[g.tag == ""].drop_duplicates("seed", keep="last").set_index("seed").value
         for tag, f in g[g.tag.str.startswith(AUDIT)].groupby("tag", sort=True):
             row = paired_effect(dict(dataset=ds, preset=preset, model=model, tag=tag, convention=conv, metric=metric),
-                              f.drop_duplicates("seed", keep="last").set_index("seed").value, base, level)
+                              _by_seed(f), base_values(g, tag), level)
             if row: out.append(row)
     return pd.DataFrame(out, columns=EFFECT_COLUMNS)
 
 def convention_gaps(runs: pd.DataFrame, metrics=("mse", "ssim"), level: float = 0.95) -> pd.DataFrame:
-    "The `authors` minus the `standard` convention on the same predictions (main runs, tag ''), paired over seeds; tag `audit:convention=authors`."
+    "The `authors` minus the `standard` convention on the same predictions (the unflipped runs, as `base_values` picks them), paired over seeds; tag `audit:convention=authors`."
     df, out = _done(runs, metrics), []
     if not len(df): return pd.DataFrame(columns=EFFECT_COLUMNS)
-    df = df[df.tag == ""]
+    df = df[df.tag.isin(["", REFERENCE])]
     for (ds, preset, model, metric), g in df.groupby(["dataset", "preset", "model", "metric"], sort=True):
-        by = {c: h.drop_duplicates("seed", keep="last").set_index("seed").value for c, h in g.groupby("convention")}
+        by = {c: base_values(h, AUDIT + "convention=authors") for c, h in g.groupby("convention")}
         if {"authors", "standard"} <= set(by):
             row = paired_effect(dict(dataset=ds, preset=preset, model=model, tag=AUDIT + "convention=authors", convention="authors - standard",
                                    metric=metric), by["authors"], by["standard"], level)

@@ -170,13 +170,14 @@ def test_every_parameter_is_documented_by_papermill(nb):
 
 
 def test_protocol_audit_smoke(tmp_path, mnist_dir):
-    "Three rows over two seeds: runs tagged audit:..., the exact area loss identical to none, the convention gap, files; a wrong row is refused."
+    "Three rows over two seeds: runs tagged audit:..., the references, the exact area loss identical to its reference, the convention gap, files; a wrong row is refused."
     res = tmp_path / "results"
     run_nb("nbs/protocol_audit.ipynb", tmp_path, preset="smoke", dataset="mmnist", seeds=[1, 2], out_dir=str(res), mnist_dir=mnist_dir,
            rows="area_loss=none,gates=paper,crevnet_sampling=teacher")
     base = res / "mmnist_32" / "smoke"
     assert (base / "cdnet-released" / "audit:gates=paper" / "seed2" / "metrics.json").exists()
     assert (base / "crevnet" / "audit:crevnet_sampling=teacher" / "seed1" / "config.json").exists()
+    assert all((base / m / "audit:reference" / f"seed{s}" / "metrics.json").exists() for m in ("cdnet-released", "crevnet") for s in (1, 2))
     eff = pd.read_csv(base / "audit_effects.csv")
     assert set(eff.metric) == {"mse", "ssim"} and (eff.n_seeds == 2).all()
     area = eff[(eff.tag == "audit:area_loss=none") & (eff.convention == "standard")]
