@@ -194,3 +194,25 @@ def test_intermediate_seeds(tmp_path, mnist_dir):
     lo, hi = stats.t.interval(0.95, 1, loc=np.mean(x), scale=stats.sem(x))
     assert (it.n_seeds == 2).all() and it.mse.iloc[-1] == pytest.approx(np.mean(x), rel=1e-9)
     assert it.mse_half_width.iloc[-1] == pytest.approx(hi - np.mean(x), rel=1e-6)
+
+
+def test_qualitative(tmp_path, mnist_dir):
+    "Figs. 4, 6, 10-12: every third future frame past the trained horizon, two samples, a figure and a GIF each; a wrong sample is refused."
+    res = tmp_path / "results"
+    run_nb("qualitative", tmp_path, preset="smoke", dataset="mmnist_32", seed=1, models="copy-last,cdnet-released", samples=[1, 3],
+           horizon=7, every=3, out_dir=str(res), mnist_dir=mnist_dir)
+    d = res / "mmnist_32" / "smoke" / "qualitative"
+    cfg = read_json(d / "config.json")
+    n_obs = cfg["resolved"]["n_obs"]
+    assert cfg["resolved"]["frames"] == [1, 4, 7] and cfg["resolved"]["horizon"] == 7
+    assert set(cfg["runs"]) == {"copy-last", "cdnet-released"}
+    from PIL import Image
+    for s in (1, 3):
+        assert (d / f"sample{s}.png").stat().st_size > 5_000
+        g = Image.open(d / f"sample{s}.gif")
+        scale = 96 // 32
+        assert g.n_frames == n_obs + 7 and g.size == (3 * (32 + 2) * scale - 2 * scale, (2 * 32 + 2) * scale)
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        run_nb("qualitative", tmp_path, preset="smoke", dataset="mmnist_32", seed=1, models="copy-last", samples=[10_000],
+               out_dir=str(tmp_path / "r"), mnist_dir=mnist_dir)
+    assert "invalid value for `samples`" in str(e.value) and not (tmp_path / "r").exists()
