@@ -199,13 +199,18 @@ def test_intermediate_seeds(tmp_path, mnist_dir):
 def test_qualitative(tmp_path, mnist_dir):
     "Figs. 4, 6, 10-12: every third future frame past the trained horizon, two samples, a figure and a GIF each; a wrong sample is refused."
     res = tmp_path / "results"
-    run_nb("qualitative", tmp_path, preset="smoke", dataset="mmnist_32", seed=1, models="copy-last,cdnet-released", samples=[1, 3],
+    run_nb("qualitative", tmp_path, preset="smoke", dataset="mmnist_32", seeds=[1, 2], models="copy-last,cdnet-released", samples=[1, 3],
            horizon=7, every=3, out_dir=str(res), mnist_dir=mnist_dir)
     d = res / "mmnist_32" / "smoke" / "qualitative"
     cfg = read_json(d / "config.json")
     n_obs = cfg["resolved"]["n_obs"]
     assert cfg["resolved"]["frames"] == [1, 4, 7] and cfg["resolved"]["horizon"] == 7
-    assert set(cfg["runs"]) == {"copy-last", "cdnet-released"}
+    assert set(cfg["runs"]) == {f"{m} seed{s}" for m in ("copy-last", "cdnet-released") for s in (1, 2)}
+    reg = pd.read_csv(d / "regions.csv").set_index(["model", "seed", "metric"]).value
+    assert len(reg) == 2 * 2 * 3 and reg["copy-last", 1, "mse_static"] < 0.1 * reg["copy-last", 1, "mse_moving"]   # copy-last holds the background
+    for s in (1, 2):   # static + moving = the run's test MSE (standard convention, every test sequence)
+        m = read_json(res / "mmnist_32" / "smoke" / "cdnet-released" / f"seed{s}" / "metrics.json")["summary"]["standard"]["mse"]
+        assert np.isclose(reg["cdnet-released", s, "mse_static"] + reg["cdnet-released", s, "mse_moving"], m, rtol=1e-5)
     from PIL import Image
     for s in (1, 3):
         assert (d / f"sample{s}.png").stat().st_size > 5_000
@@ -213,6 +218,6 @@ def test_qualitative(tmp_path, mnist_dir):
         scale = 96 // 32
         assert g.n_frames == n_obs + 7 and g.size == (3 * (32 + 2) * scale - 2 * scale, (2 * 32 + 2) * scale)
     with pytest.raises(pm.PapermillExecutionError) as e:
-        run_nb("qualitative", tmp_path, preset="smoke", dataset="mmnist_32", seed=1, models="copy-last", samples=[10_000],
+        run_nb("qualitative", tmp_path, preset="smoke", dataset="mmnist_32", seeds=[1], models="copy-last", samples=[10_000],
                out_dir=str(tmp_path / "r"), mnist_dir=mnist_dir)
     assert "invalid value for `samples`" in str(e.value) and not (tmp_path / "r").exists()
