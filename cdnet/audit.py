@@ -78,11 +78,12 @@ def _done(runs: pd.DataFrame, metrics) -> pd.DataFrame:
 def _by_seed(g: pd.DataFrame) -> pd.Series: return g.drop_duplicates("seed", keep="last").set_index("seed").value
 
 def base_values(g: pd.DataFrame, tag: str) -> pd.Series:
-    "Unflipped values by seed for audit row `tag`, from the runs `g` of one model, metric and convention: the `audit:reference` run where a seed has one, else the main run (tag ''); the reference row's own base is the main run."
+    """Unflipped values by seed for audit row `tag`, from the runs `g` of one model, metric and convention: the `audit:reference` runs
+    when there are any (seeds without one are then left unpaired, never filled from the main runs: a row is paired with one kind of
+    base only), else the main runs (tag ''); the reference row's own base is the main runs."""
     main = _by_seed(g[g.tag.fillna("") == ""])
-    if tag == REFERENCE: return main
     ref = _by_seed(g[g.tag == REFERENCE])
-    return pd.concat([main.drop(index=ref.index, errors="ignore"), ref]).sort_index()
+    return main if tag == REFERENCE or not len(ref) else ref
 
 def audit_effects(runs: pd.DataFrame, metrics=("mse", "ssim"), level: float = 0.95) -> pd.DataFrame:
     "Every audit run (tag `audit:...`) against its model's unflipped runs (`base_values`), paired over seeds; one row per tag, convention and metric."
@@ -96,17 +97,21 @@ def audit_effects(runs: pd.DataFrame, metrics=("mse", "ssim"), level: float = 0.
     return pd.DataFrame(out, columns=EFFECT_COLUMNS)
 
 def convention_gaps(runs: pd.DataFrame, metrics=("mse", "ssim"), level: float = 0.95) -> pd.DataFrame:
-    "The `authors` minus the `standard` convention on the same predictions (the unflipped runs, as `base_values` picks them), paired over seeds; tag `audit:convention=authors`."
+    "The `authors` minus the `standard` convention on the same predictions, paired over seeds, tag `audit:convention=authors`: per seed, both conventions of the main run (tag ''), or of the audit's reference where the seed has no main run in both."
     df, out = _done(runs, metrics), []
     if not len(df): return pd.DataFrame(columns=EFFECT_COLUMNS)
-    df = df[df.tag.isin(["", REFERENCE])]
-    for (ds, preset, model, metric), g in df.groupby(["dataset", "preset", "model", "metric"], sort=True):
-        by = {c: base_values(h, AUDIT + "convention=authors") for c, h in g.groupby("convention")}
-        if {"authors", "standard"} <= set(by):
-            row = paired_effect(dict(dataset=ds, preset=preset, model=model, tag=AUDIT + "convention=authors", convention="authors - standard",
-                                   metric=metric), by["authors"], by["standard"], level)
-            if row: out.append(row)
+    for (ds, preset, model, metric), g in df[df.tag.isin(["", REFERENCE])].groupby(["dataset", "preset", "model", "metric"], sort=True):
+        pairs = {}                                                    # seed -> (authors, standard), both from one run
+        for tag in (REFERENCE, ""):                                   # the main run overrides the reference
+            w = g[g.tag == tag].drop_duplicates(["seed", "convention"], keep="last").pivot(index="seed", columns="convention", values="value")
+            if {"authors", "standard"} <= set(w.columns): pairs.update({s: (r.authors, r.standard) for s, r in w.dropna().iterrows()})
+        if not pairs: continue
+        a, b = (pd.Series({s: v[i] for s, v in pairs.items()}) for i in (0, 1))
+        row = paired_effect(dict(dataset=ds, preset=preset, model=model, tag=AUDIT + "convention=authors", convention="authors - standard",
+                               metric=metric), a, b, level)
+        if row: out.append(row)
     return pd.DataFrame(out, columns=EFFECT_COLUMNS)
+
 
 # %% ../nbs/43_audit.ipynb #90d685ee
 def plot_forest(effects: pd.DataFrame, metrics=("mse", "ssim"), title: str = ""):

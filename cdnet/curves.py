@@ -129,9 +129,10 @@ def qualitative_figure(truth, predictions: dict, frames=None, *, n_obs: int = 0,
 
 # %% ../nbs/42_curves.ipynb #4a472023
 def comparison_frames(context, truth, predictions: dict, scale: int = 2, gap: int = 2) -> np.ndarray:
-    """uint8 animation panels `[n_obs + T, 2 * H * scale + gap, (1 + M) * (W * scale + gap) - gap, 3]`: the ground truth and the M models
-    of `predictions` side by side (top; during the observed frames `context` every slot shows the ground truth), residual maps beneath
-    (black under the ground truth). Inputs `[T, C, H, W]` in [0, 1]."""
+    """uint8 animation panels `[n_obs + T, (2 * H + gap) * scale, ((1 + M) * (W + gap) - gap) * scale, 3]`: the ground truth and the
+    M models of `predictions` (`{name: [T, C, H, W]}`) side by side (top; during the observed frames `context` `[n_obs, C, H, W]` every
+    slot shows the ground truth), residual maps beneath (black under the ground truth; one colour scale, 0 to the largest residual of
+    any frame, where `qualitative_figure` scales to the frames it shows). `truth` `[T, C, H, W]`; values in [0, 1]."""
     from matplotlib import colormaps
     cmap = colormaps["magma"]
     n_obs, T = len(context), len(truth)

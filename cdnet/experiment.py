@@ -17,8 +17,8 @@ from .core import resolve_device, seed_everything, dist_info
 from .evaluate import evaluate, write_results
 
 # %% auto #0
-__all__ = ['TABLE2_ROWS', 'run_dir', 'write_status', 'same_config', 'load_finished', 'run_experiment', 'not_set', 'given',
-           'parse_seeds', 'model_fields', 'model_names', 'parse_candidate', 'ablation_tag', 'area_pair',
+__all__ = ['TABLE2_ROWS', 'run_dir', 'write_status', 'same_config', 'finished_dir', 'load_finished', 'run_experiment', 'not_set',
+           'given', 'parse_seeds', 'model_fields', 'model_names', 'parse_candidate', 'ablation_tag', 'area_pair',
            'ablation_plan', 'area_check']
 
 # %% ../nbs/32_experiment.ipynb #e48c750c
@@ -40,16 +40,24 @@ def same_config(saved: dict, cfg: Config) -> bool:
     moot = set() if cfg.dataset.startswith("mmnist") else {"mnist_dir"}     # where MNIST digits live cannot change another dataset's run
     return all(k in moot or (saved[k] == v if k in saved else v == json.loads(json.dumps(default[k], default=str))) for k, v in now.items())
 
-def load_finished(cfg: Config, tag: str | None = None, *, out: Path | None = None) -> dict | None:
-    "The finished run of exactly `cfg` (same keys as `run_experiment` returns, `result=None`), or None."
-    from cdnet.train import load_checkpoint
+def finished_dir(cfg: Config, tag: str | None = None, *, out: Path | None = None) -> Path | None:
+    "The results directory of a finished run of exactly `cfg` (status done, metrics written, `same_config`), or None; reads JSON only, builds no model."
     out = Path(out) if out is not None else run_dir(cfg, tag)
     try:
         status = json.loads((out / "status.json").read_text())["status"]
         saved = json.loads((out / "config.json").read_text())
-        metrics = json.loads((out / "metrics.json").read_text())
+        if not (out / "metrics.json").is_file(): return None
     except (OSError, KeyError, json.JSONDecodeError): return None
-    if status != "done" or not same_config(saved.get("config") or {}, cfg): return None
+    return out if status == "done" and same_config(saved.get("config") or {}, cfg) else None
+
+def load_finished(cfg: Config, tag: str | None = None, *, out: Path | None = None) -> dict | None:
+    "The finished run of exactly `cfg` (same keys as `run_experiment` returns, `result=None`), or None."
+    from cdnet.train import load_checkpoint
+    if (out := finished_dir(cfg, tag, out=out)) is None: return None
+    try:
+        saved = json.loads((out / "config.json").read_text())
+        metrics = json.loads((out / "metrics.json").read_text())
+    except (OSError, json.JSONDecodeError): return None
     shape = DATASETS[cfg.dataset]
     model = build_model(cfg, shape["channels"], shape["height"], shape["width"])
     if is_trainable(model):

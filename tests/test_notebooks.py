@@ -172,6 +172,8 @@ def test_every_parameter_is_documented_by_papermill(nb):
 def test_protocol_audit_smoke(tmp_path, mnist_dir):
     "Three rows over two seeds: runs tagged audit:..., the references, the exact area loss identical to its reference, the convention gap, files; a wrong row is refused."
     res = tmp_path / "results"
+    run_nb("nbs/main_results.ipynb", tmp_path, preset="smoke", dataset="mmnist_32", seeds=[1], models="cdnet-released", out_dir=str(res),
+           mnist_dir=mnist_dir)                                         # a main run for seed 1 only: the reference row pairs with it
     run_nb("nbs/protocol_audit.ipynb", tmp_path, preset="smoke", dataset="mmnist", seeds=[1, 2], out_dir=str(res), mnist_dir=mnist_dir,
            rows="area_loss=none,gates=paper,crevnet_sampling=teacher")
     base = res / "mmnist_32" / "smoke"
@@ -179,11 +181,13 @@ def test_protocol_audit_smoke(tmp_path, mnist_dir):
     assert (base / "crevnet" / "audit:crevnet_sampling=teacher" / "seed1" / "config.json").exists()
     assert all((base / m / "audit:reference" / f"seed{s}" / "metrics.json").exists() for m in ("cdnet-released", "crevnet") for s in (1, 2))
     eff = pd.read_csv(base / "audit_effects.csv")
-    assert set(eff.metric) == {"mse", "ssim"} and (eff.n_seeds == 2).all()
+    assert set(eff.metric) == {"mse", "ssim"} and (eff[eff.tag != "audit:reference"].n_seeds == 2).all()
     area = eff[(eff.tag == "audit:area_loss=none") & (eff.convention == "standard")]
     assert len(area) == 2 and (area.verdict == "identical").all() and (area.effect == 0).all()
     gap = eff[eff.convention == "authors - standard"]
     assert set(gap.model) == {"cdnet-released", "crevnet"} and gap.effect.abs().gt(0).all()
+    ref = eff[(eff.tag == "audit:reference") & (eff.convention == "standard")]
+    assert set(ref.model) == {"cdnet-released"} and (ref.n_seeds == 1).all() and (ref.verdict == "identical").all()   # retrained alike: the same run
     assert (base / "audit_forest.png").stat().st_size > 10_000 and "identical" in (base / "audit.md").read_text()
     with pytest.raises(pm.PapermillExecutionError) as e:
         run_nb("nbs/protocol_audit.ipynb", tmp_path, preset="smoke", out_dir=str(tmp_path / "r"), rows="gates=released")
