@@ -333,6 +333,10 @@ papermill nbs/protocol_audit.ipynb results/notebooks/protocol_audit_mmnist_32_cp
     -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist            # the audit table (-p dataset clips: the real clips)
 papermill nbs/ablation.ipynb results/notebooks/ablation_table2_cpu.ipynb -p preset cpu -p dataset mmnist_32 -p rows table2 \\
     -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist            # Table 2 rows (table4 for Table 4)
+papermill nbs/intermediate.ipynb results/notebooks/intermediate_mmnist_32_cpu.ipynb -p preset cpu -p dataset mmnist_32 \\
+    -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist -p n_seq 200   # Fig. 5 (the same for nbs/long_horizon.ipynb: Fig. 8)
+papermill nbs/qualitative.ipynb results/notebooks/qualitative_mmnist_32_cpu.ipynb -p preset cpu -p dataset mmnist_32 \\
+    -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist            # Figs. 4, 10, 11 and the background claim
 papermill reports/study_report.ipynb results/notebooks/study_report_cpu.ipynb -p results_dir results \\
     -p out_dir reports/output -p exclude_presets smoke -p findings_preset cpu    # tables, plots and this page
 ```
@@ -352,6 +356,7 @@ papermill nbs/main_results.ipynb results/notebooks/main_h36m.ipynb -p preset pap
 papermill nbs/ablation.ipynb results/notebooks/ablation_t2.ipynb -p preset paper -p dataset human36m -p rows table2
 papermill nbs/ablation.ipynb results/notebooks/ablation_t4.ipynb -p preset paper -p dataset human36m -p rows table4
 papermill nbs/protocol_audit.ipynb results/notebooks/audit_h36m.ipynb -p preset paper -p dataset human36m
+papermill nbs/qualitative.ipynb results/notebooks/qualitative_h36m.ipynb -p preset paper -p dataset human36m -y "seeds: [1, 2, 3]"   # Figs. 4, 10, 11
 python data_prep/ucf101.py --src /path/to/UCF101 --out data --setting 64x88 --train-list trainlist01.txt --test-list testlist01.txt   # Table 3
 ```
 
