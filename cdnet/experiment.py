@@ -18,8 +18,8 @@ from .evaluate import evaluate, write_results
 
 # %% auto #0
 __all__ = ['TABLE2_ROWS', 'run_dir', 'write_status', 'same_config', 'finished_dir', 'load_finished', 'run_experiment', 'not_set',
-           'given', 'parse_seeds', 'model_fields', 'model_names', 'parse_candidate', 'ablation_tag', 'area_pair',
-           'ablation_plan', 'area_check']
+           'given', 'parse_seeds', 'model_fields', 'model_names', 'parse_overrides', 'parse_candidate', 'ablation_tag',
+           'area_pair', 'ablation_plan', 'area_check']
 
 # %% ../nbs/32_experiment.ipynb #e48c750c
 def run_dir(cfg: Config, tag: str | None = None) -> Path:
@@ -136,11 +136,17 @@ def model_names(text: str) -> list[str]:
     "A comma-separated list of model names, `copy-last, cdnet-paper` -> ['copy-last', 'cdnet-paper']."
     return [m.strip() for m in str(text).split(",") if m.strip()]
 
+def parse_overrides(text: str, param: str = "overrides") -> dict:
+    "Space-separated `field=value` pairs, values read as YAML: `frame_stride=2 lr=1e-3` -> {'frame_stride': 2, 'lr': 0.001}; else `ConfigError` naming `param`."
+    pairs = str(text).split()
+    if any("=" not in p or p.startswith("=") for p in pairs): raise ConfigError(param, text, "field=value pairs separated by spaces")
+    return {k: parse_value(v) for k, v in (p.split("=", 1) for p in pairs)}
+
 def parse_candidate(text: str) -> tuple[str, dict]:
     "A learning-curve candidate, `cdnet-released hidden=16 lr=1e-3` -> ('cdnet-released', {'hidden': 16, 'lr': 0.001})."
     name, *pairs = text.split()
     if any("=" not in p for p in pairs): raise ConfigError("candidates", text, "a model name then field=value pairs")
-    return name, {k: parse_value(v) for k, v in (p.split("=", 1) for p in pairs)}
+    return name, parse_overrides(" ".join(pairs), "candidates")
 
 # %% ../nbs/32_experiment.ipynb #7892e030
 TABLE2_ROWS = {"without-G": dict(use_global_info=False), "without-mask": dict(use_mask=False),

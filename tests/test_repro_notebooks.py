@@ -153,6 +153,13 @@ def test_learning_curves(tmp_path, mnist_dir):
     assert np.allclose(final.loc[last.index, "val_mse"], last)               # the last validation, mean over seeds
     assert (final["below_copy-last"] == (final.val_mse < levels["copy-last"])).all()
     assert (d / "learning_curves.png").stat().st_size > 10_000
+    # `common` changes the protocol for the baselines too, in directories of their own
+    run_nb("learning_curves", tmp_path, preset="smoke", dataset="mmnist", candidates="convlstm", common="n_digits=1", steps=2,
+           val_every=2, seeds=[1], out_dir=str(res), mnist_dir=mnist_dir)
+    base = res / "mmnist_32" / "smoke"
+    for model, tag in (("convlstm", "lc-n_digits=1"), ("copy-last", "lc-n_digits=1"), ("mean-frame", "lc-n_digits=1")):
+        assert read_json(base / model / tag / "seed1" / "config.json")["config"]["n_digits"] == 1
+    assert read_json(base / "copy-last" / "seed1" / "config.json")["config"]["n_digits"] == 2   # the earlier level is kept
 
 
 def test_ablation_seeds(tmp_path, mnist_dir):
