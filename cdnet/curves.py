@@ -30,8 +30,8 @@ def collect_val_logs(root) -> pd.DataFrame:
         columns=["step", "train_seconds", "val_mse", "n_val", "run", "dataset", "preset", "model", "tag", "seed", "trained"])
 
 # %% ../nbs/42_curves.ipynb #4fed5dc9
-def plot_learning_curves(logs: pd.DataFrame, title: str = "", log_y: bool = False):
-    "A figure with validation MSE vs step and vs training seconds (one row per dataset and preset); baselines as dashed levels."
+def plot_learning_curves(logs: pd.DataFrame, title: str = "", log_y: bool = False, cut: float | None = 2.0):
+    "A figure with validation MSE vs step and vs training seconds (one row per dataset and preset); baselines as dashed levels. `cut`: the y axis ends at `cut` x the highest level (early values of a model that starts far above the trivial baselines would flatten every other curve; the title says so); None: the whole range."
     import matplotlib.pyplot as plt, seaborn as sns
     from matplotlib.ticker import MaxNLocator
     sns.set_theme(style="whitegrid")
@@ -53,8 +53,12 @@ def plot_learning_curves(logs: pd.DataFrame, title: str = "", log_y: bool = Fals
             for label, lv in levels.groupby("label"):
                 ax.axhline(lv.val_mse.mean(), ls="--", color=palette[label], lw=1.2)
             ax.set(xlabel=xlabel, ylabel="validation MSE (raw, standard)", title=f"{ds}, preset {preset}")
-            if x == "step": ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if x == "step": ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))  # 6000 steps: labels that do not run together
             if log_y: ax.set_yscale("log")
+            top = cut * levels.groupby("label").val_mse.mean().max() if cut and len(levels) else None
+            if top is not None and len(curves) and curves.val_mse.max() > top:
+                ax.set_ylim(0 if not log_y else None, top)
+                ax.set_title(f"{ds}, preset {preset} (y cut at {top:.3g})")
         handles = [plt.Line2D([], [], color=palette[l], ls="--" if l in set(levels.label) and l not in set(curves.label) else "-")
                    for l in labels if l in set(g.label)]
         row[1].legend(handles, [l for l in labels if l in set(g.label)], loc="upper left", bbox_to_anchor=(1, 1), fontsize=8)

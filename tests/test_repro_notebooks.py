@@ -160,6 +160,9 @@ def test_learning_curves(tmp_path, mnist_dir):
     for model, tag in (("convlstm", "lc-n_digits=1"), ("copy-last", "lc-n_digits=1"), ("mean-frame", "lc-n_digits=1")):
         assert read_json(base / model / tag / "seed1" / "config.json")["config"]["n_digits"] == 1
     assert read_json(base / "copy-last" / "seed1" / "config.json")["config"]["n_digits"] == 2   # the earlier level is kept
+    other = pd.read_csv(base / "learning_curves_n_digits=1" / "curves.csv")    # its figure and tables in a folder of their own
+    assert set(other[other.trained].tag) == {"lc-n_digits=1"}
+    assert set(pd.read_csv(d / "curves.csv").tag) == set(curves.tag)           # the first protocol's tables are kept
 
 
 def test_ablation_seeds(tmp_path, mnist_dir):
