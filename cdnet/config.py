@@ -13,13 +13,13 @@ from .manifest import resolve_dataset
 from .switches import SWITCHES, VARIANTS   # VARIANTS: released | paper -> their switch values
 
 # %% auto #0
-__all__ = ['DATASETS', 'PAPER_DATASETS', 'MODELS', 'CDNetSwitches', 'PRESETS', 'PAPER_BATCH', 'STUDY_DATASETS', 'Config',
-           'study_dataset', 'ConfigError', 'to_bool', 'parse_value', 'field_types', 'coerce_field', 'resolve_config',
-           'save_config', 'load_config']
+__all__ = ['DATASETS', 'PAPER_DATASETS', 'MODELS', 'CDNetSwitches', 'PRESETS', 'MODEL_LR', 'PAPER_BATCH', 'STUDY_DATASETS',
+           'Config', 'study_dataset', 'ConfigError', 'to_bool', 'parse_value', 'field_types', 'coerce_field',
+           'resolve_config', 'save_config', 'load_config']
 
 # %% ../nbs/01_config.ipynb #a3256462
 DATASETS: dict[str, dict[str, int]] = {
-    # name: channels, height, width, n_obs, n_pred
+    # name: channels, height, width, n_obs, n_pred (and n_digits where the dataset fixes it)
     "mmnist":         dict(channels=1, height=64,  width=64,  n_obs=10, n_pred=10),
     "human36m":       dict(channels=3, height=128, width=128, n_obs=4,  n_pred=4),
     "ucf101_64x88":   dict(channels=3, height=64,  width=88,  n_obs=10, n_pred=10),
@@ -27,6 +27,7 @@ DATASETS: dict[str, dict[str, int]] = {
     "clips_128":      dict(channels=3, height=128, width=128, n_obs=4,  n_pred=4),
     "clips_160x120":  dict(channels=3, height=120, width=160, n_obs=4,  n_pred=10),
     "mmnist_32":      dict(channels=1, height=32,  width=32,  n_obs=4,  n_pred=4),   # miniature
+    "mmnist1_32":     dict(channels=1, height=32,  width=32,  n_obs=4,  n_pred=4, n_digits=1),  # miniature, one digit
     "clips_32":       dict(channels=3, height=32,  width=32,  n_obs=4,  n_pred=4),   # miniature
     "clips_64":       dict(channels=3, height=64,  width=64,  n_obs=4,  n_pred=4),   # miniature
 }
@@ -52,7 +53,7 @@ class Config(CDNetSwitches):
     n_train: int | None = None        # training sequences (generated data) / cap on windows (prepared)
     n_test: int | None = None         # test sequences / cap on test windows
     frame_stride: int = 1             # temporal stride between frames of a window
-    n_digits: int | None = None       # digits per Moving MNIST sequence (None: the preset, 2)
+    n_digits: int | None = None       # digits per Moving MNIST sequence (None: the dataset's where it fixes one, else the preset's, 2)
     # -- model
     model: str = "cdnet"              # one of MODELS
     # the CDNet switches (gates, mask_sigmoid, ... area_loss) are fields too: one per row of cdnet.switches.SWITCHES
@@ -83,7 +84,7 @@ class Config(CDNetSwitches):
     epochs: int | None = None         # training epochs
     iters_per_epoch: int | None = None  # None: one pass over the training set
     batch_size: int | None = None     # training batch
-    lr: float | None = None           # Adam learning rate (None: the preset; paper 5e-4)
+    lr: float | None = None           # Adam learning rate (None: the model's MODEL_LR at the preset, else the preset's; paper 5e-4)
     lr_step: int = 50                 # StepLR period in epochs
     lr_gamma: float = 0.2             # StepLR factor
     grad_clip: float | None = None    # gradient-norm clipping before each Adam step (0: off; None: the preset)
@@ -121,17 +122,18 @@ PRESETS: dict[str, dict[str, Any]] = {
                   epochs=120, iters_per_epoch=None, batch_size=None, eval_batch_size=16, n_train=None, n_test=None,
                   val_every=1000, n_val=256, n_digits=2, grad_clip=0),  # cdnet.md Sec. 6 names no clipping
 }
+MODEL_LR: dict[str, dict[str, float]] = {"cpu": {"crevnet": 3e-3}}  # preset -> model -> Adam step size (when lr is not set)
 # ST-LSTM family (predrnn_*): smoke and cpu scale like the ConvLSTM, to a quarter of the published width
 # (cpu: 32 channels, half the depth: 2 layers; smoke: 8 x 2, the fewest layers MIM and MotionRNN have);
 # one epoch at cpu is too short for the linear schedule stepped per epoch, so cpu trains with the shared one.
 PAPER_BATCH = {"human36m": 4, "ucf101_64x88": 8, "ucf101_160x120": 8, "mmnist": 16,
                "clips_128": 4, "clips_160x120": 8,
-               "mmnist_32": 16, "clips_32": 4, "clips_64": 4}  # cdnet.md Sec. 6; MMNIST: the field's usual 16; miniatures: their family's
+               "mmnist_32": 16, "mmnist1_32": 16, "clips_32": 4, "clips_64": 4}  # cdnet.md Sec. 6; MMNIST: the field's usual 16; miniatures: their family's
 
 # %% ../nbs/01_config.ipynb #757ec188
 STUDY_DATASETS: dict[str, dict[str, str]] = {  # preset -> family -> dataset
     "smoke": {"mmnist": "mmnist_32", "clips": "clips_32"},
-    "cpu":   {"mmnist": "mmnist_32", "clips": "clips_32"},
+    "cpu":   {"mmnist": "mmnist1_32", "clips": "clips_32"},
     "paper": {"mmnist": "mmnist", "clips": "clips_128"},
 }
 
@@ -290,7 +292,11 @@ def resolve_config(preset: str = "auto", verbose: bool = True, **overrides) -> C
     if c.dataset == "auto":
         c.dataset = resolve_dataset("auto", c.data_root, verbose=verbose)
     _choice("dataset", c.dataset, tuple(DATASETS))
-    for k, v in {**DATASETS[c.dataset], **PRESETS[c.preset]}.items():
+    if c.lr is None: c.lr = MODEL_LR.get(c.preset, {}).get(c.model)  # None stays None: the preset's below
+    fixed = {k: v for k, v in DATASETS[c.dataset].items() if k == "n_digits"}   # a dataset that fixes it beats the preset
+    if "n_digits" in fixed and c.n_digits not in (None, fixed["n_digits"]):
+        raise ConfigError("n_digits", c.n_digits, f"{fixed['n_digits']} (dataset {c.dataset} fixes it; mmnist_32 has 2)")
+    for k, v in {**DATASETS[c.dataset], **PRESETS[c.preset], **fixed}.items():
         if k in names and getattr(c, k) is None: setattr(c, k, v)
     if c.batch_size is None: c.batch_size = PAPER_BATCH[c.dataset]
     if c.eval_batch_size is None: c.eval_batch_size = c.batch_size
