@@ -11,8 +11,8 @@ from scipy import stats as st
 from .report import SCALE, compare_with_paper
 
 # %% auto #0
-__all__ = ['LOWER_IS_BETTER', 'KEYS', 'SUMMARY_COLUMNS', 't_interval', 'paired_t', 'beats', 'seed_summary', 'paired_comparisons',
-           'format_pm', 'pm_table', 'summary_csv']
+__all__ = ['LOWER_IS_BETTER', 'KEYS', 'SUMMARY_COLUMNS', 'TRIVIAL', 'SIGNAL_CHECKS', 't_interval', 'paired_t', 'beats',
+           'seed_summary', 'paired_comparisons', 'format_pm', 'pm_table', 'summary_csv', 'signal_table']
 
 # %% ../nbs/41_stats.ipynb #ee61f296
 def t_interval(values, level: float = 0.95) -> tuple[float, float, float, int]:
@@ -131,3 +131,28 @@ def summary_csv(runs: pd.DataFrame, reference: pd.DataFrame | None = None, level
     s["paper_value"] = [paper.get(k, math.nan) for k in keys]
     s["comparable"] = [comparable.get(k) for k in keys]
     return s[SUMMARY_COLUMNS]
+
+# %% ../nbs/41_stats.ipynb #e2a1c232
+TRIVIAL = ("copy-last", "mean-frame")
+SIGNAL_CHECKS = (("mse", "copy-last"), ("mse", "mean-frame"), ("ssim", "mean-frame"), ("ssim", "copy-last"))
+
+def _check_name(metric: str, baseline: str) -> str:
+    return f"{metric}_{'below' if LOWER_IS_BETTER[metric] else 'above'}_{baseline}"
+
+def signal_table(summary: pd.DataFrame, convention: str = "standard", min_seeds: int = 3) -> pd.DataFrame:
+    "Per (dataset, preset, trained model), main configuration only: one bool column per check of `SIGNAL_CHECKS` (the model's 95% interval wholly on the better side of the baseline's; None when either is missing; False with one seed) and `signal` (the first three true and `n_seeds >= min_seeds`). `summary`: `summary_csv`'s table."
+    cols = ["dataset", "preset", "model", "n_seeds", *(_check_name(*c) for c in SIGNAL_CHECKS), "signal"]
+    s = summary[(summary.tag.fillna("") == "") & (summary.convention == convention)] if len(summary) else summary
+    rows = []
+    for (ds, preset), g in (s.groupby(["dataset", "preset"], sort=True) if len(s) else []):
+        iv = {(r.model, r.metric): (r.ci_low, r.ci_high) for r in g.itertuples()}
+        for m in sorted(set(g.model) - set(TRIVIAL)):
+            row = dict(dataset=ds, preset=preset, model=m, n_seeds=int(g[g.model == m].n_seeds.min()))
+            for metric, b in SIGNAL_CHECKS:
+                if (m, metric) not in iv or (b, metric) not in iv: row[_check_name(metric, b)] = None; continue
+                (lo, hi), (blo, bhi) = iv[(m, metric)], iv[(b, metric)]
+                row[_check_name(metric, b)] = bool(hi < blo) if LOWER_IS_BETTER[metric] else bool(lo > bhi)  # NaN (one seed): False
+            row["signal"] = row["n_seeds"] >= min_seeds and all(row[_check_name(*c)] is True for c in SIGNAL_CHECKS[:3])
+            rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
+

@@ -82,6 +82,9 @@ def test_main_results_seeds_summary_and_curves(tmp_path, mnist_dir):
     p = paired[(paired.model == "convlstm") & (paired.against == "copy-last") & (paired.metric == "mse") & (paired.convention == "standard")].iloc[0]
     ref = stats.ttest_rel(x, [per_seed["copy-last", s]["mse"] for s in (1, 2)])
     assert np.isclose(p.t, ref.statistic) and np.isclose(p.p, ref.pvalue)
+    signal = pd.read_csv(out / "signal.csv").set_index("model")                       # two seeds: never "signal" (3 needed)
+    cl = summary[(summary.model == "copy-last") & (summary.convention == "standard") & (summary.metric == "mse")].iloc[0]
+    assert signal.loc["convlstm", "mse_below_copy-last"] == (row.ci_high < cl.ci_low) and not signal.signal.any()
     assert (out / "learning_curves_mmnist_32_smoke.png").stat().st_size > 10_000
     assert "±" in (out / "tables_standard.md").read_text()
 
