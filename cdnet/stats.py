@@ -11,7 +11,7 @@ from scipy import stats as st
 from .report import SCALE, compare_with_paper
 
 # %% auto #0
-__all__ = ['LOWER_IS_BETTER', 'KEYS', 'SUMMARY_COLUMNS', 'TRIVIAL', 'SIGNAL_CHECKS', 't_interval', 'paired_t', 'beats',
+__all__ = ['LOWER_IS_BETTER', 'KEYS', 'TRIVIAL', 'SUMMARY_COLUMNS', 'SIGNAL_CHECKS', 't_interval', 'paired_t', 'beats',
            'seed_summary', 'paired_comparisons', 'format_pm', 'pm_table', 'summary_csv', 'signal_table']
 
 # %% ../nbs/41_stats.ipynb #ee61f296
@@ -68,7 +68,9 @@ def seed_summary(runs: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 # %% ../nbs/41_stats.ipynb #20acb98c
-def paired_comparisons(runs: pd.DataFrame, against=("copy-last", "mean-frame"), metrics=("mse", "ssim"),
+TRIVIAL = ("copy-last", "mean-frame")   # the trivial baselines every trained model is compared with
+
+def paired_comparisons(runs: pd.DataFrame, against=TRIVIAL, metrics=("mse", "ssim"),
                        level: float = 0.95) -> pd.DataFrame:
     "Paired t over shared seeds of every model (main configuration, tag '') against each model of `against`: difference A - B, interval, p, `beats`."
     cols = ["dataset", "preset", "convention", "metric", "model", "against", "n_seeds", "mean_diff", "ci_low", "ci_high", "t", "p", "beats", "test"]
@@ -133,7 +135,6 @@ def summary_csv(runs: pd.DataFrame, reference: pd.DataFrame | None = None, level
     return s[SUMMARY_COLUMNS]
 
 # %% ../nbs/41_stats.ipynb #e2a1c232
-TRIVIAL = ("copy-last", "mean-frame")
 SIGNAL_CHECKS = (("mse", "copy-last"), ("mse", "mean-frame"), ("ssim", "mean-frame"), ("ssim", "copy-last"))
 
 def _check_name(metric: str, baseline: str) -> str:
