@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from .audit import AUDIT, REFERENCE, audit_effects, base_values, convention_gaps, paired_effect
-from .config import STUDY_DATASETS
+from .config import PRESETS, STUDY_DATASETS
 from .stats import format_pm, paired_comparisons, seed_summary
 from .switches import VARIANTS
 
@@ -120,29 +120,41 @@ def claim_mask(runs, root, datasets, preset="*"): return _ablation_claim(runs, d
 def claim_iteration_loss(runs, root, datasets, preset="*"): return _ablation_claim(runs, datasets, ["l1+l2", AUDIT + "pixel_iters=last"])
 def claim_area_loss(runs, root, datasets, preset="*"): return _ablation_claim(runs, datasets, ["without-area-loss", AUDIT + "area_loss=none"])
 
-def _size_claim(runs, datasets, field, best, others):
-    texts, verdicts = [], []
+def _size_tag(d, ds: str, field: str, value: int, default: int | None) -> str:
+    "The tag of the `field=value` runs on `ds`: `field=value` where such runs exist, else '' (the main runs) when `value` is the preset's own `default`."
+    tag = f"{field}={value}"
+    if value == default and not (len(d) and ((d.dataset == ds) & (d.tag == tag)).any()): return ""
+    return tag
+
+def _size_claim(runs, datasets, field, best, others, default=None):
+    "Table 4: `field=o` against `field=best` for each of `others`, paired over seeds; the preset's own size (`default`) is its main runs unless tagged runs exist."
+    texts, verdicts, d = [], [], _done(runs)
+    name = lambda ds, v: f"{v} (the main runs)" if _size_tag(d, ds, field, v, default) == "" else f"{v}"
     for ds in datasets:
         for o in others:
-            e = tag_effect(runs, ds, "cdnet-released", f"{field}={o}", base_tag=f"{field}={best}")
+            e = tag_effect(runs, ds, "cdnet-released", _size_tag(d, ds, field, o, default), base_tag=_size_tag(d, ds, field, best, default))
             if e is None: continue
             verdicts.append(direction_verdict(e, "worse"))
-            texts.append(f"{ds}, {field} {o} against {best}: {effect_text(e)}")
+            texts.append(f"{ds}, {field} {name(ds, o)} against {name(ds, best)}: {effect_text(e)}")
     if not verdicts: return f"the Table 4 runs ({field}) are not in the results tree", "not yet run"
     return "; ".join(texts), combine_verdicts(verdicts)
 
-def claim_refine_iters(runs, root, datasets, preset="*"): return _size_claim(runs, datasets, "refine_iters", 5, (3, 4))
+def claim_refine_iters(runs, root, datasets, preset="*"):
+    "Table 4's refine iterations: 3 and 4 against 5 (the `cpu` preset's own 3 are its main runs)."
+    return _size_claim(runs, datasets, "refine_iters", 5, (3, 4), default=PRESETS.get(preset, {}).get("refine_iters"))
+
 def claim_hidden(runs, root, datasets, preset="*"):
-    "Table 4's hidden sizes: the middle of the `hidden=N` rows run on a dataset (32 at the paper's scale, the preset's size in a miniature) against half and double."
-    d, parts = _done(runs), []
+    "Table 4's hidden sizes: the middle of the sizes run on a dataset (`hidden=N` rows and the preset's own size, its main runs; 32 at the paper's scale) against half and double."
+    d, parts, default = _done(runs), [], PRESETS.get(preset, {}).get("hidden")
     for ds in datasets:
-        sizes = sorted({int(t.split("=", 1)[1]) for t in (d[d.dataset == ds].tag if len(d) else []) if re.fullmatch(r"hidden=\d+", t)})
+        sizes = sorted({int(t.split("=", 1)[1]) for t in (d[d.dataset == ds].tag if len(d) else []) if re.fullmatch(r"hidden=\d+", t)}
+                       | ({default} if default else set()))
         mid = sizes[len(sizes) // 2] if sizes else 32
-        parts.append(_size_claim(runs, [ds], "hidden", mid, (mid // 2, 2 * mid)))
+        parts.append(_size_claim(runs, [ds], "hidden", mid, (mid // 2, 2 * mid), default=default))
     ran = [p for p in parts if p[1] != "not yet run"]
     if not ran: return "the Table 4 runs (hidden) are not in the results tree", "not yet run"
-    vs = {v for _, v in ran}
     return "; ".join(t for t, _ in ran), combine_verdicts([v for _, v in ran])
+
 
 # %% ../nbs/44_findings.ipynb #a9ead06a
 def claim_cascade(runs, root, datasets, preset="*", rel_tol: float = 0.005) -> tuple[str, str]:
