@@ -342,24 +342,30 @@ per-frame sum, the authors' convention); `reports/output/tables_*.md` prints our
 REPRODUCE = """\
 ## How the numbers on this page were made (CPU)
 
-Each command resumes where it stopped (finished runs of the same configuration are read back):
-
 ```sh
 SEEDS="1 2 3" DATASETS="mmnist clips" bash scripts/main.sh        # Table 1 in miniature, summary.csv, this page
-papermill nbs/protocol_audit.ipynb results/notebooks/protocol_audit_mmnist1_32_cpu.ipynb -p preset cpu -p dataset mmnist \\
-    -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist            # the audit table (-p dataset clips: the real clips)
-papermill nbs/ablation.ipynb results/notebooks/ablation_table2_cpu.ipynb -p preset cpu -p dataset mmnist1_32 -p rows table2 \\
-    -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist            # Table 2 rows (table4 for Table 4)
+papermill nbs/ablation.ipynb results/notebooks/ablation_without-G_mmnist1_32_cpu.ipynb -p preset cpu -p dataset mmnist1_32 \\
+    -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist -p use_global_info false
+    # Table 2: without G; -p use_mask false: without mask; -p pixel_loss l1+l2 -p pixel_iters last: L1&L2
+    # Table 4: -p refine_iters 4, -p refine_iters 5, -p hidden 4, -p hidden 16 (3 and 8 are the main runs)
+papermill nbs/protocol_audit.ipynb results/notebooks/protocol_audit_mmnist_32_cpu.ipynb -p preset cpu -p dataset mmnist_32 \\
+    -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist            # the audit table (two digits)
 papermill nbs/intermediate.ipynb results/notebooks/intermediate_mmnist1_32_cpu.ipynb -p preset cpu -p dataset mmnist1_32 \\
-    -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist -p n_seq 200   # Fig. 5 (the same for nbs/long_horizon.ipynb: Fig. 8)
+    -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist -p n_seq 200   # Fig. 5
+papermill nbs/long_horizon.ipynb results/notebooks/long_horizon_mmnist1_32_cpu.ipynb -p preset cpu -p dataset mmnist1_32 \\
+    -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist            # Fig. 8
 papermill nbs/qualitative.ipynb results/notebooks/qualitative_mmnist1_32_cpu.ipynb -p preset cpu -p dataset mmnist1_32 \\
     -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist            # Figs. 4, 10, 11 and the background claim
 papermill reports/study_report.ipynb results/notebooks/study_report_cpu.ipynb -p results_dir results \\
     -p out_dir reports/output -p exclude_presets smoke -p findings_preset cpu    # tables, plots and this page
 ```
 
-The reproduction notebooks default to one seed (1234); the study passes seeds 1, 2, 3 so that
-rows pair with the main runs. The `cpu` study's Moving MNIST is `mmnist1_32` (one digit); rows on
+The main job and the audit resume where they stopped (finished runs of the same configuration are
+read back); an ablation notebook trains its rows again. The intermediate, long-horizon and
+qualitative notebooks read the main runs' models back (checkpoints are not committed: on a fresh
+clone, run the main job first, or they train their own). The reproduction notebooks default to one
+seed (1234; the audit three, the learning curves one); the study passes seeds 1, 2, 3 so that rows
+pair with the main runs. The `cpu` study's Moving MNIST is `mmnist1_32` (one digit); rows on
 `mmnist_32` (two digits) come from the same commands with `-p dataset mmnist_32`, made when that
 was the study's miniature, with CrevNet at Adam 1e-3 (a rerun there now trains CrevNet at 3e-3).
 """
@@ -370,13 +376,13 @@ NEEDS = """\
 The miniature tests the direction of each claim; the paper's numbers need its data and scale:
 
 ```sh
-python data_prep/human36m.py --src /path/to/Human3.6M --out data            # the videos, not downloadable here
+python data_prep/human36m.py --src /path/to/Human3.6M --out data/human36m   # the videos, not downloadable here
 papermill nbs/main_results.ipynb results/notebooks/main_h36m.ipynb -p preset paper -p dataset human36m -y "seeds: [1, 2, 3]"
 papermill nbs/ablation.ipynb results/notebooks/ablation_t2.ipynb -p preset paper -p dataset human36m -p rows table2
 papermill nbs/ablation.ipynb results/notebooks/ablation_t4.ipynb -p preset paper -p dataset human36m -p rows table4
 papermill nbs/protocol_audit.ipynb results/notebooks/audit_h36m.ipynb -p preset paper -p dataset human36m
 papermill nbs/qualitative.ipynb results/notebooks/qualitative_h36m.ipynb -p preset paper -p dataset human36m -y "seeds: [1, 2, 3]"   # Figs. 4, 10, 11
-python data_prep/ucf101.py --src /path/to/UCF101 --out data --setting 64x88 --train-list trainlist01.txt --test-list testlist01.txt   # Table 3
+python data_prep/ucf101.py --src /path/to/UCF101 --out data/ucf101_64x88 --setting 64x88   # Table 3 (split lists: the packaged ones)
 ```
 
 LPIPS needs AlexNet's ImageNet weights (`lpips_weights=`); without them it is recorded as missing.
