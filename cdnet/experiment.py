@@ -50,28 +50,35 @@ def finished_dir(cfg: Config, tag: str | None = None, *, out: Path | None = None
     except (OSError, KeyError, json.JSONDecodeError): return None
     return out if status == "done" and same_config(saved.get("config") or {}, cfg) else None
 
-def load_finished(cfg: Config, tag: str | None = None, *, out: Path | None = None) -> dict | None:
-    "The finished run of exactly `cfg` (same keys as `run_experiment` returns, `result=None`), or None."
+def load_finished(cfg: Config, tag: str | None = None, *, out: Path | None = None, need_model: bool = True) -> dict | None:
+    """The finished run of exactly `cfg` (same keys as `run_experiment` returns, `result=None`), or None.
+    `need_model=True`: its model rebuilt from `checkpoint.pt` (None when a trained model's checkpoint is missing);
+    `need_model=False`: its numbers only (`model_obj=None`), so a committed run without its checkpoint is found."""
     from cdnet.train import load_checkpoint
     if (out := finished_dir(cfg, tag, out=out)) is None: return None
     try:
         saved = json.loads((out / "config.json").read_text())
         metrics = json.loads((out / "metrics.json").read_text())
     except (OSError, json.JSONDecodeError): return None
-    shape = DATASETS[cfg.dataset]
-    model = build_model(cfg, shape["channels"], shape["height"], shape["width"])
-    if is_trainable(model):
-        if not (out / "checkpoint.pt").exists(): return None
-        model.load_state_dict(load_checkpoint(out / "checkpoint.pt")["model"])
+    model = None
+    if need_model:
+        shape = DATASETS[cfg.dataset]
+        model = build_model(cfg, shape["channels"], shape["height"], shape["width"])
+        if is_trainable(model):
+            if not (out / "checkpoint.pt").exists(): return None
+            model.load_state_dict(load_checkpoint(out / "checkpoint.pt")["model"])
+        model = model.to(resolve_device(cfg.device))
     return dict(out=out, model=model_name(cfg), tag=tag, summary=metrics["summary"], result=None, train=saved.get("train"),
-                params=saved.get("params"), model_obj=model.to(resolve_device(cfg.device)), reused=True)
+                params=saved.get("params"), model_obj=model, reused=True)
 
 # %% ../nbs/32_experiment.ipynb #52c86ab0
 def run_experiment(cfg: Config, *, tag: str | None = None, resume: bool = False, progress: bool = True,
-                   out: Path | None = None, train_options: dict | None = None, reuse: bool = False) -> dict:
-    "Train and evaluate `cfg` (`train_options`: keywords for `train`, e.g. `sync_bn`; `reuse`: a finished identical run); returns the summary and where the results are."
+                   out: Path | None = None, train_options: dict | None = None, reuse: bool = False,
+                   need_model: bool = True) -> dict:
+    """Train and evaluate `cfg` (`train_options`: keywords for `train`, e.g. `sync_bn`; `reuse`: a finished identical run,
+    read back with its model, or without it when `need_model=False`, see `load_finished`); returns the summary and where the results are."""
     out = Path(out) if out is not None else run_dir(cfg, tag)
-    if reuse and (done := load_finished(cfg, tag, out=out)) is not None: return done
+    if reuse and (done := load_finished(cfg, tag, out=out, need_model=need_model)) is not None: return done
     rank, _ = dist_info()
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
