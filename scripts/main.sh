@@ -2,7 +2,7 @@
 # Set up (scripts/setup.sh), then the study: train and evaluate every model on each dataset family of
 # DATASETS, once per seed of SEEDS, at the `auto` preset (`paper` on a CUDA device, else `cpu`), and
 # report. A family runs at the preset's size (cdnet.config.STUDY_DATASETS: at `cpu`, mmnist -> mmnist1_32 (one digit)
-# and clips -> clips_32, both 4 -> 4); an exact dataset name (e.g. mmnist) is run as it is.
+# and clips -> clips_32, both 4 -> 4); an exact dataset name (e.g. mmnist_32) is run as it is.
 #   bash scripts/main.sh                                          # the main job: Moving MNIST, one seed
 #   SEEDS="1 2 3" DATASETS="mmnist clips" bash scripts/main.sh    # the full study
 #   PRESET=smoke bash scripts/main.sh                             # seconds, to check the plumbing
