@@ -313,7 +313,9 @@ FACTS = """\
   and `::test_exact_and_none_give_the_same_gradients` show it; trained side by side in one process
   (`nbs/ablation.ipynb -p rows area_check`) the two end with identical weights. Its audit row is
   therefore a null control: paired with the audit's reference (the released configuration
-  retrained under the same conditions) its change is exactly zero. The `reference` row itself is
+  retrained under the same conditions) its change is exactly zero with one CPU thread (two digits).
+  With two threads (one digit) it is not: the gradient norms of the two runs differ from step 1
+  (2e-4 relative) with equal losses, a difference not yet explained. The `reference` row itself is
   paired with the main run. On two digits (`mmnist_32`) the main runs trained with two CPU threads
   and the audit with one (float rounding differs; those main runs predate the `torch_threads`
   record in each run's provenance; the audit's runs that record it say 1), so that row is the run-to-run noise
