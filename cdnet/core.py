@@ -13,8 +13,8 @@ import numpy as np
 if TYPE_CHECKING: import torch
 
 # %% auto #0
-__all__ = ['atomic_write', 'atomic_write_text', 'git_revision', 'provenance', 'resolve_device', 'seed_everything', 'dist_info',
-           'distributed']
+__all__ = ['atomic_write', 'atomic_write_text', 'git_revision', 'cpu_info', 'provenance', 'resolve_device', 'seed_everything',
+           'dist_info', 'distributed']
 
 # %% ../nbs/00_core.ipynb #3c149512
 def atomic_write(path, data) -> Path:
@@ -45,15 +45,29 @@ def _package_dir():
     spec = importlib.util.find_spec("cdnet")
     return Path(spec.origin).parent if spec and spec.origin else None
 
+def cpu_info(path="/proc/cpuinfo") -> dict:
+    """The processor: `name`, `family` and `model` numbers and its vector instruction sets (`isa`: the avx2, avx512*, amx* flags),
+    from `path` (Linux), else `platform.processor()` with the other fields None. Kernels, hence float rounding, differ between
+    processors: two runs of one configuration agree bit for bit only on the same processor and thread count."""
+    info = dict(name=platform.processor() or None, family=None, model=None, isa=None)
+    try: text = Path(path).read_text()
+    except OSError: return info
+    first = dict((k.strip(), v.strip()) for k, _, v in (l.partition(":") for l in text.split("\n\n")[0].splitlines()) if _)
+    flags = first.get("flags", "").split()
+    return dict(name=first.get("model name", info["name"]), family=first.get("cpu family"), model=first.get("model"),
+                isa=" ".join(sorted(f for f in flags if f == "avx2" or f.startswith(("avx512", "amx")))) if flags else None)
+
 def provenance(device: str | None = None) -> dict:
-    "Library versions, device, torch's CPU threads (None before torch is imported) and git revision of the running process."
+    """Library versions, device, processor (`cpu_info`), torch's CPU threads and kernel capability (None before torch is imported)
+    and git revision of the running process."""
     vers = {}
     for pkg in ("torch", "numpy", "scikit-image", "lpips", "pandas", "cdnet"):
         try: vers[pkg] = version(pkg)
         except PackageNotFoundError: vers[pkg] = None
-    torch = sys.modules.get("torch")   # CPU threads change float rounding, hence a run's numbers (not imported here)
-    return dict(python=sys.version.split()[0], platform=platform.platform(), device=device,
+    torch = sys.modules.get("torch")   # CPU threads and kernels change float rounding, hence a run's numbers (not imported here)
+    return dict(python=sys.version.split()[0], platform=platform.platform(), device=device, cpu=cpu_info(),
                 torch_threads=torch.get_num_threads() if torch is not None else None,
+                cpu_capability=torch.backends.cpu.get_cpu_capability() if torch is not None else None,
                 versions=vers, git_revision=git_revision(_package_dir()))
 
 # %% ../nbs/00_core.ipynb #63db066e
