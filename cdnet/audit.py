@@ -10,12 +10,14 @@ import math
 import numpy as np
 import pandas as pd
 
+from .config import ConfigError
 from .switches import VARIANTS
 from .stats import LOWER_IS_BETTER, paired_t
 
 # %% auto #0
-__all__ = ['AUDIT', 'REFERENCE', 'AUDIT_EXTRA', 'EFFECT_COLUMNS', 'audit_tag', 'paper_vs_code_rows', 'audit_rows',
-           'effect_verdict', 'paired_effect', 'base_values', 'audit_effects', 'convention_gaps', 'plot_forest']
+__all__ = ['AUDIT', 'REFERENCE', 'AUDIT_EXTRA', 'EFFECT_COLUMNS', 'audit_tag', 'paper_vs_code_rows', 'audit_rows', 'parse_rows',
+           'effect_verdict', 'paired_effect', 'base_values', 'audit_effects', 'convention_gaps', 'run_conditions',
+           'plot_forest']
 
 # %% ../nbs/43_audit.ipynb #340d3148
 AUDIT = "audit:"
@@ -47,6 +49,20 @@ def audit_rows() -> dict[str, dict]:
     rows = paper_vs_code_rows()
     for r in AUDIT_EXTRA: rows[audit_tag(**r["overrides"])] = r
     return rows
+
+def parse_rows(text: str | None) -> list[str]:
+    """The audit tags named by `text`, rows written as in their tags without `audit:` and separated by commas (a row that itself
+    holds a comma, `adversarial_weight=0.001,discriminator=corrected`, is matched whole); None or empty: every row, in order.
+    Raises `ConfigError` naming the rows not found and listing those that exist."""
+    rows = audit_rows()
+    if text is None or not str(text).strip(): return list(rows)
+    parts, out, unknown, i = [p.strip() for p in str(text).split(",")], [], [], 0
+    while i < len(parts):
+        j = next((j for j in range(len(parts), i, -1) if AUDIT + ",".join(parts[i:j]) in rows), None)  # the longest row from here
+        if j is None: unknown.append(parts[i]) if parts[i] else None; i += 1
+        else: out.append(AUDIT + ",".join(parts[i:j])); i = j
+    if unknown: raise ConfigError("rows", ", ".join(unknown), " | ".join(t[len(AUDIT):] for t in rows))
+    return list(dict.fromkeys(out))
 
 # %% ../nbs/43_audit.ipynb #68c5bfc4
 EFFECT_COLUMNS = ["dataset", "preset", "model", "tag", "convention", "metric", "n_seeds", "base_mean", "flipped_mean",
@@ -112,6 +128,21 @@ def convention_gaps(runs: pd.DataFrame, metrics=("mse", "ssim"), level: float = 
         if row: out.append(row)
     return pd.DataFrame(out, columns=EFFECT_COLUMNS)
 
+
+# %% ../nbs/43_audit.ipynb #36836db3
+def run_conditions(run_dir) -> dict:
+    """What a CPU run's float rounding depends on, from `run_dir/config.json`'s provenance: `threads` (torch's CPU threads),
+    `processor` (name, family/model and vector instruction sets, or `not recorded`) and `device`. Raises FileNotFoundError
+    naming the file when the run has no config."""
+    from pathlib import Path
+    import json
+    f = Path(run_dir) / "config.json"
+    if not f.exists(): raise FileNotFoundError(f"{f}: no config.json (is {run_dir} a run directory?)")
+    p = json.loads(f.read_text()).get("provenance") or {}
+    cpu = p.get("cpu") or {}
+    proc = (f"{cpu.get('name')} ({cpu.get('family')}/{cpu.get('model')}; {p.get('cpu_capability')}; {cpu.get('isa')})"
+            if cpu else "not recorded")
+    return dict(threads=p.get("torch_threads"), processor=proc, device=p.get("device"))
 
 # %% ../nbs/43_audit.ipynb #90d685ee
 def plot_forest(effects: pd.DataFrame, metrics=("mse", "ssim"), title: str = ""):

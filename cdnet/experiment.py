@@ -33,11 +33,12 @@ def write_status(out_dir, status: str, **info):
 
 # %% ../nbs/32_experiment.ipynb #10c99e25
 def same_config(saved: dict, cfg: Config) -> bool:
-    "Whether a saved `config.json` configuration is `cfg`; a field missing from `saved` (newer than the run) must be at its default."
+    "Whether a saved `config.json` configuration is `cfg`; a field missing from `saved` (newer than the run) must be at its default; `out_dir` is ignored (a results tree may be moved)."
     now = json.loads(json.dumps(asdict(cfg), default=str))
     if set(saved) - set(now): return False                                   # a field this code no longer has
     default = {f.name: f.default for f in fields(Config)}
-    moot = set() if cfg.dataset.startswith("mmnist") else {"mnist_dir"}     # where MNIST digits live cannot change another dataset's run
+    moot = {"out_dir"} | (set() if cfg.dataset.startswith("mmnist") else {"mnist_dir"})   # where results go changes no run; where MNIST
+                                                                                        # digits live cannot change another dataset's
     return all(k in moot or (saved[k] == v if k in saved else v == json.loads(json.dumps(default[k], default=str))) for k, v in now.items())
 
 def finished_dir(cfg: Config, tag: str | None = None, *, out: Path | None = None) -> Path | None:
