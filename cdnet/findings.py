@@ -313,15 +313,17 @@ FACTS = """\
   and `::test_exact_and_none_give_the_same_gradients` show it; trained side by side in one process
   (`nbs/ablation.ipynb -p rows area_check`) the two end with identical weights. Its audit row is
   therefore a null control: paired with the audit's reference (the released configuration
-  retrained under the same conditions) its change is exactly zero with one CPU thread (two digits).
-  With two threads (one digit) it is not: the gradient norms of the two runs differ from step 1
-  (2e-4 relative) with equal losses, a difference not yet explained. The `reference` row itself is
+  retrained under the same conditions) its change is exactly zero on every seed, with one CPU thread (two
+  digits) and with two (one digit). The `reference` row itself is
   paired with the main run. On two digits (`mmnist_32`) the main runs trained with two CPU threads
   and the audit with one (float rounding differs; those main runs predate the `torch_threads`
   record in each run's provenance; the audit's runs that record it say 1), so that row is the run-to-run noise
-  the other rows must exceed. On one digit (`mmnist1_32`) main runs and audit both trained with two
-  threads (recorded), and the reference equals the main run exactly: CPU training here is
-  deterministic for one thread count.
+  the other rows must exceed. On one digit (`mmnist1_32`) both trained with two threads but on different
+  processors: a first reference trained on the main runs' machine equalled them exactly, while
+  rows trained on another machine differed from it even without any gradient change (no area
+  loss: gradient norm 67.275 against 67.290 at step 1), so the references were retrained on the
+  rows' machine, and that row is the noise of a processor change. Runs record their processor
+  (`cdnet.core.cpu_info`) since.
   The paper's Table 2 credits the area loss with MSE* 18.1 -> 16.0.
 - **The released temporal discriminator sees one tensor three times.** Its "real", "shuffled"
   and "copied" inputs are the same tensor (`nbs/22_discriminator.ipynb`, test of
