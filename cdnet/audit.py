@@ -5,7 +5,9 @@
 # %% ../nbs/43_audit.ipynb #ce5e5d6c
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -59,7 +61,9 @@ def parse_rows(text: str | None) -> list[str]:
     parts, out, unknown, i = [p.strip() for p in str(text).split(",")], [], [], 0
     while i < len(parts):
         j = next((j for j in range(len(parts), i, -1) if AUDIT + ",".join(parts[i:j]) in rows), None)  # the longest row from here
-        if j is None: unknown.append(parts[i]) if parts[i] else None; i += 1
+        if j is None:
+            if parts[i]: unknown.append(parts[i])
+            i += 1
         else: out.append(AUDIT + ",".join(parts[i:j])); i = j
     if unknown: raise ConfigError("rows", ", ".join(unknown), " | ".join(t[len(AUDIT):] for t in rows))
     return list(dict.fromkeys(out))
@@ -134,8 +138,6 @@ def run_conditions(run_dir) -> dict:
     """What a CPU run's float rounding depends on, from `run_dir/config.json`'s provenance: `threads` (torch's CPU threads),
     `processor` (name, family/model and vector instruction sets, or `not recorded`) and `device`. Raises FileNotFoundError
     naming the file when the run has no config."""
-    from pathlib import Path
-    import json
     f = Path(run_dir) / "config.json"
     if not f.exists(): raise FileNotFoundError(f"{f}: no config.json (is {run_dir} a run directory?)")
     p = json.loads(f.read_text()).get("provenance") or {}
