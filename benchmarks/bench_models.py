@@ -26,7 +26,12 @@ Memory: on the CPU the peak resident set size of the worker process (`getrusage`
 the model: `base` gives the resident size before the model was built); on CUDA the peak of
 `torch.cuda.max_memory_allocated` over the steps.
 Variants (current code only; the baseline row beside them is the plain baseline): `reversible` sets
-`reversible_backprop=True` (CDNet and CrevNet), `rev+ckpt` also `checkpoint_cells=True` (CDNet).
+`reversible_backprop=True` (CDNet and CrevNet), `rev+ckpt` also `checkpoint_cells=True` (CDNet), `bf16` runs the
+forward pass under `torch.autocast(bfloat16)` on the benchmark's device (`amp=True`; on a CPU this pays where
+oneDNN has bf16 kernels, e.g. AMX). Every row also gives the loss of its first step on the same weights and
+frames, and the `bf16` row shows what bf16 changes. Plain rows of both revisions agree to float rounding where
+the model's equations are unchanged (CrevNet); the released CDNet's differ by about 0.3% because its motion
+LSTM outputs H~ since 9848b39 (as the authors' code does), where 23b04d1 blended it with its mask.
 """
 import argparse
 import json
@@ -44,7 +49,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"convlstm": dict(model="convlstm"), "crevnet": dict(model="crevnet"),
           "cdnet": dict(model="cdnet", variant="released"), "cdnet-paper": dict(model="cdnet", variant="paper")}
 VARIANTS = {"plain": {}, "reversible": dict(reversible_backprop=True),
-            "rev+ckpt": dict(reversible_backprop=True, checkpoint_cells=True)}  # Config fields (current code only)
+            "rev+ckpt": dict(reversible_backprop=True, checkpoint_cells=True),
+            "bf16": dict(amp=True)}  # Config fields (current code only)
 SHAPES = {"cpu": dict(preset="cpu", dataset="mmnist", batch_size=8),
           "paper": dict(preset="paper", dataset="human36m", batch_size=4)}
 
@@ -72,21 +78,23 @@ def worker(spec: dict) -> dict:
     frames = torch.rand(cfg.batch_size, cfg.n_obs + cfg.n_pred, d["channels"], d["height"], d["width"], device=dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
+    amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(getattr(cfg, "amp", False)))
+
     def step():
         model.zero_grad(set_to_none=True)
-        loss, _ = model.loss(frames, cfg.n_obs, epoch=0)
+        with amp: loss, _ = model.loss(frames, cfg.n_obs, epoch=0)
         loss.backward()
         sync()
+        return loss.item()
 
     if dev.type == "cuda": torch.cuda.reset_peak_memory_stats(dev)
-    for _ in range(spec["warmup"]): step()
-    times = []
+    losses, times = [step() for _ in range(spec["warmup"])], []
     for _ in range(spec["iters"]):
         t0 = time.perf_counter()
-        step()
+        losses.append(step())
         times.append(time.perf_counter() - t0)
     peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return dict(step_s=statistics.median(times), seq_s=cfg.batch_size / statistics.median(times), peak=peak,
+    return dict(step_s=statistics.median(times), loss=losses[0], seq_s=cfg.batch_size / statistics.median(times), peak=peak,
                 base=base if dev.type == "cpu" else 0, batch=cfg.batch_size,
                 desc=f"{d['channels']}x{d['height']}x{d['width']} {cfg.n_obs}->{cfg.n_pred} b{cfg.batch_size}")
 
@@ -177,7 +185,7 @@ def main():
           f"{a.iters} timed steps (after {a.warmup} warm-up), baseline {(a.baseline_dir or a.baseline) if base_dir else None}")
     unit = "GiB max_allocated" if a.device == "cuda" else "GiB peak RSS"
     head = f"{'model':<12}{'shape':<7}{'variant':<11}{'data':<22}{'s/step med [min-max]':<24}{'seq/s':>7}" \
-           f"{unit:>20}{'base':>6}{'x time [min-max]':>22}{'x mem':>7}"
+           f"{unit:>20}{'base':>6}{'x time [min-max]':>22}{'x mem':>7}{'loss':>12}"
     print(head + "\n" + "-" * len(head))
     for row in rows:
         cur = [r for r in runs[(row["model"], row["shape"], row["variant"])] if "error" not in r]
@@ -194,11 +202,12 @@ def main():
             ratio = f"{statistics.median(rs):.2f} [{min(rs):.2f}-{max(rs):.2f}]"
             mem = f"{pk / (statistics.median(r['peak'] for r in bl) / 2**30):.2f}"
         print(f"{row['model']:<12}{row['shape']:<7}{row['variant']:<11}{cur[0]['desc']:<22}{spread(st):<24}"
-              f"{statistics.median(r['seq_s'] for r in cur):>7.2f}{pk:>20.2f}{cur[0]['base'] / 2**30:>6.2f}{ratio:>22}{mem:>7}")
+              f"{statistics.median(r['seq_s'] for r in cur):>7.2f}{pk:>20.2f}{cur[0]['base'] / 2**30:>6.2f}{ratio:>22}{mem:>7}"
+              f"{cur[0].get('loss', float('nan')):>12.6g}")
         if bl and row["variant"] == next(r["variant"] for r in rows if r["model"] == row["model"]):
             bst = [r["step_s"] for r in bl]
             print(f"{'':<12}{'':<7}{'baseline':<11}{'':<22}{spread(bst):<24}{statistics.median(r['seq_s'] for r in bl):>7.2f}"
-                  f"{statistics.median(r['peak'] for r in bl) / 2**30:>20.2f}")
+                  f"{statistics.median(r['peak'] for r in bl) / 2**30:>20.2f}{'':>35}{bl[0].get('loss', float('nan')):>12.6g}")
     if a.json: write_json(a.json, runs)
 
 
