@@ -93,7 +93,7 @@ class Config(CDNetSwitches):
     seed: int = 1234                  # one seed for data order, init and sampling
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     amp: bool = False                 # bf16 autocast (CUDA, or a CPU with bf16 kernels)
-    compile: bool = False             # torch.compile (CUDA only)
+    compile: bool = False             # torch.compile (CUDA only; ignored with a message elsewhere)
     deterministic: bool = True        # cuDNN deterministic algorithms on CUDA (bit-identical resume; False: cudnn.benchmark)
     num_workers: int = 0              # DataLoader workers
     ckpt_every: int = 0               # checkpoint every N iterations (0: at the end of each epoch)
