@@ -5,6 +5,7 @@ repeats.
     python benchmarks/bench_models.py                              # cpu preset shapes, baseline 23b04d1, 3 repeats
     python benchmarks/bench_models.py --shapes cpu paper --repeats 3
     python benchmarks/bench_models.py --shapes paper --models cdnet --variants plain reversible --no-baseline
+    python benchmarks/bench_models.py --models cdnet crevnet --shapes paper --variants plain bf16   # bf16 autocast
     python benchmarks/bench_models.py --device cuda --shapes cpu paper --repeats 5
 
 Shapes:
