@@ -1,17 +1,19 @@
-"""How close the dominant convolution of a CDNet training step at the paper's shapes runs to this machine's
+"""How close the largest convolutions of a CDNet training step at the paper's shapes run to this machine's
 arithmetic peak, in float32 and in bf16.
 
     python benchmarks/bench_peak.py                 # 1 thread, 5 interleaved repeats
     python benchmarks/bench_peak.py --threads 2 --repeats 9
 
 At the paper's shapes (batch 4, 3x128x128, hidden 32 per channel: 96-wide cells on 16x16 features in 3-frame
-windows) the fused C/M gate convolution of the released ST cell (Conv3d 288 -> 288, kernel 3, padding 1, input
-[4, 288, 3, 16, 16]) is the largest single cost of a training step (about 40% of it with its backward). Its
-arithmetic is counted on the temporal taps that touch data (oneDNN skips the zero-padded frames of a 3-frame
-window: 7 of the 9 temporal taps) and on every spatial tap, and set beside a square matrix product of similar size (`torch.mm`, 2048 x 2048),
-which is about as fast as this core multiplies. Rows are timed in interleaved repeats (median of repeats, each
-the median of 5 calls). A convolution at about the matrix product's rate cannot be made faster by changing how
-it is called: only less arithmetic (a different model) or narrower numbers (bf16) shorten the step.
+windows) the two fused gate convolutions of every ST cell (C gates and M gates, each a Conv3d 288 -> 288, kernel
+3, padding 1, on [4, 288, 3, 16, 16] in the cells' contiguous layout) are the largest cost of a training step:
+about 40% of it with their backward. Each is timed forward, and forward plus backward (the input and weight
+gradients, three times the forward's arithmetic), beside a square matrix product of similar size (`torch.mm`,
+2048 x 2048), which is about as fast as this core multiplies. The arithmetic counts only the taps that touch
+data (oneDNN skips padding: 7 of the 9 temporal taps of a 3-frame window, 46 of the 48 taps along each spatial
+axis of 16). Rows are timed in interleaved repeats (median of repeats, each the median of 5 calls). A
+convolution at about the matrix product's rate cannot be made faster by changing how it is called: only less
+arithmetic (a different model) or narrower numbers (bf16) shorten it.
 """
 import argparse
 import statistics
@@ -35,11 +37,20 @@ def timed(f, calls: int = 5) -> float:
 def cases(dtype: torch.dtype) -> dict:
     "name -> (callable, floating-point operations per call) for `dtype`."
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(4, 288, 3, 16, 16, generator=g).to(dtype=dtype, memory_format=torch.channels_last_3d)
-    w = torch.randn(288, 288, 3, 3, 3, generator=g).to(dtype)
+    x = torch.randn(4, 288, 3, 16, 16, generator=g).to(dtype).requires_grad_()
+    w = torch.randn(288, 288, 3, 3, 3, generator=g).to(dtype).requires_grad_()
+    dy = torch.randn(4, 288, 3, 16, 16, generator=g).to(dtype)
     a, b = (torch.randn(2048, 2048, generator=g).to(dtype) for _ in range(2))
-    conv_flop = 2 * 4 * 288 * 16 * 16 * 288 * 9 * (2 + 3 + 2)   # output t=0 and t=2 read 2 frames, t=1 reads 3
-    return {"conv3d 288->288 (cell gates)": (lambda: F.conv3d(x, w, padding=1), conv_flop),
+    conv_flop = 2 * 4 * 288 * 288 * (2 + 3 + 2) * 46 * 46   # per output channel and image: valid temporal x spatial taps
+
+    def fwd():
+        with torch.no_grad(): F.conv3d(x, w, padding=1)
+
+    def fwd_bwd():
+        x.grad = w.grad = None
+        F.conv3d(x, w, padding=1).backward(dy)
+
+    return {"conv3d 288->288 forward": (fwd, conv_flop), "conv3d 288->288 fwd+bwd": (fwd_bwd, 3 * conv_flop),
             "matmul 2048x2048": (lambda: torch.mm(a, b), 2 * 2048**3)}
 
 
@@ -54,8 +65,9 @@ def main():
     for _ in range(a.repeats):
         for k, (f, _) in rows.items():
             times[k].append(timed(f))
+    from cdnet.train import cpu_bf16_kernels
     print(f"torch {torch.__version__}, {a.threads} thread(s), {a.repeats} interleaved repeats; "
-          f"oneDNN bf16 kernels: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
+          f"bf16 kernels (AVX512-BF16 or AMX): {cpu_bf16_kernels()}")
     print(f"{'dtype':<10}{'operation':<32}{'ms (median [min-max])':<26}{'GFLOP/s':>9}{'of matmul':>11}")
     for dt in (torch.float32, torch.bfloat16):
         mm = statistics.median(times[(dt, "matmul 2048x2048")])

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from .report import run_tag
 
 # %% auto #0
 __all__ = ['collect_val_logs', 'plot_learning_curves', 'prediction_strip', 'residual_maps', 'qualitative_figure',
@@ -24,7 +25,7 @@ def collect_val_logs(root) -> pd.DataFrame:
         log = pd.read_csv(p)
         if not len(log): continue
         frames.append(log.assign(run=str(p.parent.relative_to(root)), dataset=c.get("dataset"), preset=c.get("preset"),
-                                 model=cfg.get("model_name", c.get("model")), tag=cfg.get("tag") or "", seed=c.get("seed"),
+                                 model=cfg.get("model_name", c.get("model")), tag=run_tag(cfg) or "", seed=c.get("seed"),
                                  trained=bool(cfg.get("train"))  or len(log) > 1))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["step", "train_seconds", "val_mse", "n_val", "run", "dataset", "preset", "model", "tag", "seed", "trained"])

@@ -23,8 +23,9 @@ __all__ = ['TABLE2_ROWS', 'run_dir', 'write_status', 'same_config', 'finished_di
 
 # %% ../nbs/32_experiment.ipynb #e48c750c
 def run_dir(cfg: Config, tag: str | None = None) -> Path:
-    "The results directory of the run `cfg` (with an optional ablation `tag`)."
-    parts = [cfg.dataset, cfg.preset, model_name(cfg)] + ([tag] if tag else []) + [f"seed{cfg.seed}"]
+    """The results directory of the run `cfg` (with an optional ablation `tag`): `out_dir/dataset/preset/model[/tag]/seedN`;
+    a run with bf16 autocast (`cfg.amp`) has `amp=bf16` before its seed, so it never replaces a float32 run."""
+    parts = [cfg.dataset, cfg.preset, model_name(cfg)] + ([tag] if tag else []) + (["amp=bf16"] if cfg.amp else []) + [f"seed{cfg.seed}"]
     return Path(cfg.out_dir).joinpath(*parts)
 
 def write_status(out_dir, status: str, **info):

@@ -12,7 +12,7 @@ from .config import DATASETS
 from .metrics import PAPER_SCALE
 
 # %% auto #0
-__all__ = ['ASSETS', 'SETTINGS', 'SCALE', 'ROWS', 'ABLATION_ROWS', 'load_reference', 'paper_rows', 'collect_runs',
+__all__ = ['ASSETS', 'SETTINGS', 'SCALE', 'ROWS', 'ABLATION_ROWS', 'load_reference', 'paper_rows', 'run_tag', 'collect_runs',
            'collect_per_frame', 'not_comparable', 'compare_with_paper', 'summary_table', 'to_markdown',
            'plot_per_frame', 'paper_row', 'published', 'select_presets']
 
@@ -59,6 +59,11 @@ def _test_data(d) -> str | None:
     if isinstance(d, dict) and "manifest_sha256" in d: return f"prepared {d.get('dataset')} {d.get('dir')} {d['manifest_sha256']}"
     return d if isinstance(d, str) and d else None
 
+def run_tag(cfg: dict) -> str | None:
+    "A run's tag from its `config.json` (`cfg`): its ablation or audit tag, then `amp=bf16` for a run with bf16 autocast (as its directory), None for a main float32 run."
+    parts = [t for t in (cfg.get("tag"), "amp=bf16" if (cfg.get("config") or {}).get("amp") else None) if t]
+    return "/".join(parts) or None
+
 def collect_runs(root) -> pd.DataFrame:
     "Every run under `root`: one row per run, convention and metric (raw units)."
     rows = []
@@ -68,7 +73,7 @@ def collect_runs(root) -> pd.DataFrame:
         if not cfg or "config" not in cfg: continue
         c = cfg["config"]
         base = dict(run=str(d.relative_to(root)), dataset=c["dataset"], preset=c["preset"], model=cfg.get("model_name", c["model"]),
-                    tag=cfg.get("tag"), seed=c["seed"], params=cfg.get("params"), status=status.get("status", "unknown"),
+                    tag=run_tag(cfg), seed=c["seed"], params=cfg.get("params"), status=status.get("status", "unknown"),
                     train_seconds=(cfg.get("train") or {}).get("seconds"), device=(cfg.get("provenance") or {}).get("device"),
                     reason=status.get("reason"), n_obs=c.get("n_obs"), n_pred=c.get("n_pred"), frame_stride=c.get("frame_stride"),
                     n_test=c.get("n_test"), test_data=_test_data((cfg.get("data") or {}).get("test")))
@@ -84,7 +89,7 @@ def collect_per_frame(root) -> pd.DataFrame:
         cfg = _read_json(p.parent / "config.json") or {}
         c = cfg.get("config", {})
         frames.append(pd.read_csv(p).assign(run=str(p.parent.relative_to(root)), dataset=c.get("dataset"), preset=c.get("preset"),
-                                            model=cfg.get("model_name", c.get("model")), tag=cfg.get("tag"), seed=c.get("seed")))
+                                            model=cfg.get("model_name", c.get("model")), tag=run_tag(cfg), seed=c.get("seed")))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 # %% ../nbs/40_report.ipynb #a1331380

@@ -5,7 +5,7 @@
 # %% ../nbs/30_train.ipynb #1ed19115
 from __future__ import annotations
 import csv, json, math, os, random, signal, sys, threading, time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 import numpy as np
 import torch
@@ -97,7 +97,12 @@ class StopRequest:
 
 # %% ../nbs/30_train.ipynb #bf69ba8c
 def cpu_bf16_kernels() -> bool:
-    "Whether this CPU has oneDNN bf16 kernels (AVX512-BF16 or AMX), which make bf16 autocast faster than float32."
+    """Whether this CPU computes bf16 in hardware (x86: AVX512-BF16 or AMX; Arm: its bf16 extension, as oneDNN reports),
+    where bf16 autocast is faster than float32. oneDNN's own check on x86 only says bf16 code runs (AVX-512 suffices,
+    where bf16 is emulated and slower), so the x86 instruction sets are asked directly."""
+    import platform
+    if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
+        return any(bool(getattr(torch.cpu, f, lambda: False)()) for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 def speed_options(cfg: Config, device: torch.device, bf16_kernels: bool | None = None) -> tuple[bool, bool, list[str]]:
@@ -106,7 +111,7 @@ def speed_options(cfg: Config, device: torch.device, bf16_kernels: bool | None =
     notes, amp = [], bool(cfg.amp)
     if amp and device.type == "cpu":
         amp = cpu_bf16_kernels() if bf16_kernels is None else bf16_kernels
-        if not amp: notes.append("amp=True ignored: this CPU has no bf16 kernels (AVX512-BF16 or AMX), where bf16 is slower than float32")
+        if not amp: notes.append(f"amp=True ignored: no bf16 hardware on this CPU (AVX512-BF16 or AMX; emulated bf16 is slower than float32, device {device})")
     elif amp and device.type != "cuda":
         amp = False
         notes.append(f"amp=True ignored: bf16 autocast is used on CUDA and CPUs only (device {device})")
@@ -207,7 +212,7 @@ def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="
         objective = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None,
                                                         find_unused_parameters=True)
     if use_compile: objective = torch.compile(objective)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else nullcontext()
     def save(rng=None):
         extra = {} if adv is None else dict(adversary=adv.state_dict())
         if rank == 0: save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, step=step, config=cfg_dict, rng=rng, iters=iters,

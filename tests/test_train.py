@@ -232,12 +232,16 @@ def test_interrupted_experiment_resumes(tmp_path, monkeypatch, mnist_dir):
     assert [s for s, _ in val(r["out"])] == [0, 1, 2, 3, 4]
 
 
-def test_speed_switches_are_recorded(tmp_path, mnist_dir, capsys):
+@pytest.mark.parametrize("bf16", [False, True])
+def test_speed_switches_are_recorded(tmp_path, mnist_dir, capsys, monkeypatch, bf16):
+    # bf16 autocast runs on a CPU with bf16 hardware and is ignored (float32) without; both paths on every machine
+    monkeypatch.setattr(train_mod, "cpu_bf16_kernels", lambda: bf16)
     cfg = smoke_cfg(tmp_path, mnist_dir, amp=True, compile=True, epochs=1)
     r = experiment.run_experiment(cfg, progress=False)
-    err, bf16 = capsys.readouterr().err, train_mod.cpu_bf16_kernels()   # bf16 autocast runs on a CPU with bf16 kernels
+    err = capsys.readouterr().err
     assert "compile=True ignored: torch.compile is used on CUDA only (device cpu)" in err
-    assert ("amp=True ignored: this CPU has no bf16 kernels" in err) is not bf16
+    assert ("amp=True ignored: no bf16 hardware on this CPU" in err) is not bf16
+    assert r["out"].parent.name == "amp=bf16"                           # its own directory either way: never a float32 run's
     fit = json.loads((r["out"] / "config.json").read_text())["train"]
     assert fit["amp"] == ("bf16" if bf16 else None) and fit["compile"] is False
     assert len(fit["notes"]) == (1 if bf16 else 2) and fit["sequences_per_second"] > 0
