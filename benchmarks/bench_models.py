@@ -29,7 +29,8 @@ the model: `base` gives the resident size before the model was built); on CUDA t
 Variants (current code only; the baseline row beside them is the plain baseline): `reversible` sets
 `reversible_backprop=True` (CDNet and CrevNet), `rev+ckpt` also `checkpoint_cells=True` (CDNet), `bf16` runs the
 forward pass under `torch.autocast(bfloat16)` on the benchmark's device (`amp=True`; on a CPU this pays where
-oneDNN has bf16 kernels, e.g. AMX). Every row also gives the loss of its first step on the same weights and
+bf16 is computed in hardware, AVX512-BF16 or AMX, which the header says; elsewhere the row times emulated bf16,
+which training would not use). Every row also gives the loss of its first step on the same weights and
 frames, and the `bf16` row shows what bf16 changes. Plain rows of both revisions agree to float rounding where
 the model's equations are unchanged (CrevNet); the released CDNet's differ by about 0.3% because its motion
 LSTM outputs H~ since 9848b39 (as the authors' code does), where 23b04d1 blended it with its mask.
@@ -182,8 +183,10 @@ def main():
     finally:
         if base_dir and own_base: shutil.rmtree(base_dir, ignore_errors=True)
     import torch
+    from cdnet.train import cpu_bf16_kernels
     print(f"torch {torch.__version__}, device {a.device}, {a.threads} thread(s), {a.repeats} interleaved repeats x "
-          f"{a.iters} timed steps (after {a.warmup} warm-up), baseline {(a.baseline_dir or a.baseline) if base_dir else None}")
+          f"{a.iters} timed steps (after {a.warmup} warm-up), baseline {(a.baseline_dir or a.baseline) if base_dir else None}"
+          + (f"; bf16 hardware (AVX512-BF16 or AMX): {cpu_bf16_kernels()}" if a.device == "cpu" else ""))
     unit = "GiB max_allocated" if a.device == "cuda" else "GiB peak RSS"
     head = f"{'model':<12}{'shape':<7}{'variant':<11}{'data':<22}{'s/step med [min-max]':<24}{'seq/s':>7}" \
            f"{unit:>20}{'base':>6}{'x time [min-max]':>22}{'x mem':>7}{'loss':>12}"
