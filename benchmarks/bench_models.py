@@ -183,10 +183,10 @@ def main():
     finally:
         if base_dir and own_base: shutil.rmtree(base_dir, ignore_errors=True)
     import torch
-    from cdnet.train import cpu_bf16_kernels
+    from cdnet.train import cpu_has_bf16
     print(f"torch {torch.__version__}, device {a.device}, {a.threads} thread(s), {a.repeats} interleaved repeats x "
           f"{a.iters} timed steps (after {a.warmup} warm-up), baseline {(a.baseline_dir or a.baseline) if base_dir else None}"
-          + (f"; bf16 hardware (AVX512-BF16 or AMX): {cpu_bf16_kernels()}" if a.device == "cpu" else ""))
+          + (f"; bf16 hardware (AVX512-BF16 or AMX): {cpu_has_bf16()}" if a.device == "cpu" else ""))
     unit = "GiB max_allocated" if a.device == "cuda" else "GiB peak RSS"
     head = f"{'model':<12}{'shape':<7}{'variant':<11}{'data':<22}{'s/step med [min-max]':<24}{'seq/s':>7}" \
            f"{unit:>20}{'base':>6}{'x time [min-max]':>22}{'x mem':>7}{'loss':>12}"

@@ -65,9 +65,9 @@ def main():
     for _ in range(a.repeats):
         for k, (f, _) in rows.items():
             times[k].append(timed(f))
-    from cdnet.train import cpu_bf16_kernels
+    from cdnet.train import cpu_has_bf16
     print(f"torch {torch.__version__}, {a.threads} thread(s), {a.repeats} interleaved repeats; "
-          f"bf16 kernels (AVX512-BF16 or AMX): {cpu_bf16_kernels()}")
+          f"bf16 hardware (AVX512-BF16 or AMX): {cpu_has_bf16()}")
     print(f"{'dtype':<10}{'operation':<32}{'ms (median [min-max])':<26}{'GFLOP/s':>9}{'of matmul':>11}")
     for dt in (torch.float32, torch.bfloat16):
         mm = statistics.median(times[(dt, "matmul 2048x2048")])

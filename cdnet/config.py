@@ -92,7 +92,7 @@ class Config(CDNetSwitches):
     discriminator: str = "released"   # released (its real, shuffled and copied inputs are one tensor) | corrected
     seed: int = 1234                  # one seed for data order, init and sampling
     device: str = "auto"              # auto | cpu | cuda | cuda:N
-    amp: bool = False                 # bf16 autocast (CUDA, or a CPU with bf16 kernels)
+    amp: bool = False                 # bf16 autocast (CUDA, or a CPU with bf16 hardware)
     compile: bool = False             # torch.compile (CUDA only; ignored with a message elsewhere)
     deterministic: bool = True        # cuDNN deterministic algorithms on CUDA (bit-identical resume; False: cudnn.benchmark)
     num_workers: int = 0              # DataLoader workers

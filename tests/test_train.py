@@ -235,7 +235,7 @@ def test_interrupted_experiment_resumes(tmp_path, monkeypatch, mnist_dir):
 @pytest.mark.parametrize("bf16", [False, True])
 def test_speed_switches_are_recorded(tmp_path, mnist_dir, capsys, monkeypatch, bf16):
     # bf16 autocast runs on a CPU with bf16 hardware and is ignored (float32) without; both paths on every machine
-    monkeypatch.setattr(train_mod, "cpu_bf16_kernels", lambda: bf16)
+    monkeypatch.setattr(train_mod, "cpu_has_bf16", lambda: bf16)
     cfg = smoke_cfg(tmp_path, mnist_dir, amp=True, compile=True, epochs=1)
     r = experiment.run_experiment(cfg, progress=False)
     err = capsys.readouterr().err
