@@ -356,6 +356,7 @@ papermill nbs/ablation.ipynb results/notebooks/ablation_without-G_mmnist1_32_cpu
     -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist -p use_global_info false
     # Table 2: without G; -p use_mask false: without mask; -p pixel_loss l1+l2 -p pixel_iters last: L1&L2
     # Table 4: -p refine_iters 4, -p refine_iters 5, -p hidden 4, -p hidden 16 (3 and 8 are the main runs)
+    # the clips (Tables 2 and 4): -p dataset clips_32 without -p mnist_dir, after python data_prep/clips.py --src ../shared/data/clips --out data --setting 32
 papermill nbs/protocol_audit.ipynb results/notebooks/protocol_audit_mmnist_32_cpu.ipynb -p preset cpu -p dataset mmnist_32 \\
     -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist            # the audit table (two digits)
 papermill nbs/intermediate.ipynb results/notebooks/intermediate_mmnist1_32_cpu.ipynb -p preset cpu -p dataset mmnist1_32 \\
