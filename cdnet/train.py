@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_train.ipynb #1ed19115
 from __future__ import annotations
-import csv, json, math, os, random, signal, sys, threading, time
+import csv, json, math, os, platform, random, signal, sys, threading, time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 import numpy as np
@@ -100,7 +100,6 @@ def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (x86: AVX512-BF16 or AMX; Arm: its bf16 extension, as oneDNN reports),
     where bf16 autocast is faster than float32. oneDNN's own check on x86 only says bf16 code runs (AVX-512 suffices,
     where bf16 is emulated and slower), so the x86 instruction sets are asked directly."""
-    import platform
     if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
         return any(bool(getattr(torch.cpu, f, lambda: False)()) for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
