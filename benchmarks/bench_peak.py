@@ -3,6 +3,7 @@ arithmetic peak, in float32 and in bf16.
 
     python benchmarks/bench_peak.py                 # 1 thread, 5 interleaved repeats
     python benchmarks/bench_peak.py --threads 2 --repeats 9
+    python benchmarks/bench_peak.py --step          # also: every convolution of one released-CDNet training step
 
 At the paper's shapes (batch 4, 3x128x128, hidden 32 per channel: 96-wide cells on 16x16 features in 3-frame
 windows) the two fused gate convolutions of every ST cell (C gates and M gates, each a Conv3d 288 -> 288, kernel
@@ -16,6 +17,7 @@ convolution at about the matrix product's rate cannot be made faster by changing
 arithmetic (a different model) or narrower numbers (bf16) shorten it.
 """
 import argparse
+import math
 import statistics
 import time
 
@@ -54,12 +56,61 @@ def cases(dtype: torch.dtype) -> dict:
             "matmul 2048x2048": (lambda: torch.mm(a, b), 2 * 2048**3)}
 
 
+def valid_taps(n: int, k: int, pad: int, stride: int) -> int:
+    "Kernel taps that touch data, summed over the outputs of one axis (input length `n`, kernel `k`)."
+    return sum(sum(1 for j in range(k) if 0 <= o * stride - pad + j < n) for o in range((n + 2 * pad - k) // stride + 1))
+
+
+def step_convolutions(threads: int) -> None:
+    """Profile one training step of the released CDNet at the paper's shapes (`torch.profiler`, shapes recorded):
+    the step's time, its convolutions' forward and backward time, their forward arithmetic (taps that touch data)
+    and what that arithmetic would take, forward and backward (3x), at the rate of this core's matrix product."""
+    from torch.profiler import ProfilerActivity, profile
+    from cdnet.config import DATASETS, resolve_config
+    from cdnet.zoo import build_model
+    cfg = resolve_config("paper", device="cpu", verbose=False, model="cdnet", variant="released", dataset="human36m", batch_size=4)
+    d = DATASETS[cfg.dataset]
+    torch.manual_seed(0)
+    model = build_model(cfg, d["channels"], d["height"], d["width"]).train()
+    frames = torch.rand(cfg.batch_size, cfg.n_obs + cfg.n_pred, d["channels"], d["height"], d["width"])
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        model.loss(frames, cfg.n_obs, epoch=0)[0].backward()
+
+    step()
+    plain = timed(step, calls=1)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        step()
+    flop, fwd_s, n = 0, 0.0, 0
+    for e in prof.events():
+        if e.name != "aten::mkldnn_convolution": continue
+        x, w = e.input_shapes[0], e.input_shapes[1]
+        pad, stride = e.concrete_inputs[3], e.concrete_inputs[4]
+        taps = math.prod(valid_taps(x[2 + i], w[2 + i], pad[i], stride[i]) for i in range(len(w) - 2))
+        flop += 2 * x[0] * w[0] * w[1] * taps
+        fwd_s += e.self_cpu_time_total / 1e6
+        n += 1
+    bwd_s = sum(e.self_cpu_time_total for e in prof.events() if e.name == "aten::convolution_backward") / 1e6
+    total_s = sum(e.self_cpu_time_total for e in prof.key_averages()) / 1e6
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(2048, 2048, generator=g) for _ in range(2))
+    mm_rate = 2 * 2048**3 / timed(lambda: torch.mm(a, b))
+    print(f"released CDNet training step at the paper's shapes, {threads} thread(s): {plain:.1f} s unprofiled, {total_s:.1f} s profiled")
+    print(f"  {n} oneDNN convolutions: forward {fwd_s:.1f} s, backward {bwd_s:.1f} s; the rest of the profiled step "
+          f"{total_s - fwd_s - bwd_s:.1f} s")
+    print(f"  forward arithmetic {flop / 1e12:.3f} TFLOP ({flop / fwd_s / 1e9:.0f} GFLOP/s); forward and backward "
+          f"(3x) at the matrix product's {mm_rate / 1e9:.0f} GFLOP/s: {3 * flop / mm_rate:.1f} s")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--step", action="store_true", help="also profile one paper-shape training step of the released CDNet")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    if a.step: step_convolutions(a.threads)
     rows = {(dt, name): (f, flop) for dt in (torch.float32, torch.bfloat16) for name, (f, flop) in cases(dt).items()}
     times = {k: [] for k in rows}
     for _ in range(a.repeats):

@@ -323,7 +323,8 @@ FACTS = """\
   rows trained on another machine differed from it even without any gradient change (no area
   loss: gradient norm 67.275 against 67.290 at step 1), so the references were retrained on the
   rows' machine, and that row is the noise of a processor change. Runs record their processor
-  (`cdnet.core.cpu_info`) since.
+  (`cdnet.core.cpu_info`) since. On the clips (`clips_32`) the row's runs used two threads and their
+  references one, so its change (about -0.002 MSE on 21.07) holds that rounding too.
   The paper's Table 2 credits the area loss with MSE* 18.1 -> 16.0.
 - **The released temporal discriminator sees one tensor three times.** Its "real", "shuffled"
   and "copied" inputs are the same tensor (`nbs/22_discriminator.ipynb`, test of
