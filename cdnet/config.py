@@ -142,7 +142,7 @@ def study_dataset(name: str, preset: str) -> str:
     if name in DATASETS and name not in STUDY_DATASETS.get(preset, {}): return name
     if preset not in STUDY_DATASETS: raise ConfigError("preset", preset, " | ".join(STUDY_DATASETS))
     if name not in STUDY_DATASETS[preset]:
-        raise ConfigError("dataset", name, " | ".join([*STUDY_DATASETS[preset], *DATASETS]))
+        raise ConfigError("dataset", name, " | ".join(dict.fromkeys([*STUDY_DATASETS[preset], *DATASETS])))
     return STUDY_DATASETS[preset][name]
 
 # %% ../nbs/01_config.ipynb #3a3f9bc3
@@ -285,6 +285,7 @@ def resolve_config(preset: str = "auto", verbose: bool = True, **overrides) -> C
         raise ConfigError(unknown[0], overrides[unknown[0]], (f"did you mean `{close[0]}`? " if close else "")
                           + f"a field of Config ({', '.join(sorted(names))})")
     c = Config(preset=coerce_field("preset", preset), **{k: coerce_field(k, v) for k, v in overrides.items()})
+    _choice("preset", c.preset, (*PRESETS, "auto"))
     if c.preset == "auto":
         c.preset = "paper" if _cuda_available() else "cpu"
         if verbose: print(f"preset 'auto' -> '{c.preset}' ({'CUDA device found' if c.preset == 'paper' else 'no CUDA device'})")

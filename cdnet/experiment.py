@@ -4,7 +4,7 @@
 
 # %% ../nbs/32_experiment.ipynb #91bd74ce
 from __future__ import annotations
-import json, time, traceback, warnings
+import ast, difflib, json, os, time, traceback, warnings
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 import torch
@@ -17,9 +17,9 @@ from .core import resolve_device, seed_everything, dist_info
 from .evaluate import evaluate, write_results
 
 # %% auto #0
-__all__ = ['TABLE2_ROWS', 'run_dir', 'write_status', 'same_config', 'finished_dir', 'load_finished', 'run_experiment', 'not_set',
-           'given', 'parse_seeds', 'model_fields', 'model_names', 'parse_overrides', 'parse_candidate', 'ablation_tag',
-           'area_pair', 'ablation_plan', 'area_check']
+__all__ = ['TABLE2_ROWS', 'run_dir', 'write_status', 'same_config', 'same_dir', 'finished_dir', 'load_finished', 'run_experiment',
+           'not_set', 'check_parameters', 'given', 'parse_seeds', 'model_fields', 'model_names', 'parse_overrides',
+           'parse_candidate', 'ablation_tag', 'area_pair', 'ablation_plan', 'area_check']
 
 # %% ../nbs/32_experiment.ipynb #e48c750c
 def run_dir(cfg: Config, tag: str | None = None) -> Path:
@@ -40,7 +40,14 @@ def same_config(saved: dict, cfg: Config) -> bool:
     default = {f.name: f.default for f in fields(Config)}
     moot = {"out_dir"} | (set() if cfg.dataset.startswith("mmnist") else {"mnist_dir"})   # where results go changes no run; where MNIST
                                                                                         # digits live cannot change another dataset's
-    return all(k in moot or (saved[k] == v if k in saved else v == json.loads(json.dumps(default[k], default=str))) for k, v in now.items())
+    same = lambda k, a, b: a == b or (k == "mnist_dir" and same_dir(a, b))
+    return all(k in moot or (same(k, saved[k], v) if k in saved else v == json.loads(json.dumps(default[k], default=str))) for k, v in now.items())
+
+def same_dir(a, b) -> bool:
+    "Whether two directory texts name one directory (`../shared/data/mnist` and its absolute path); texts that name no directory compare as text."
+    if a is None or b is None: return a == b
+    try: return os.path.samefile(a, b)
+    except OSError: return os.path.abspath(a) == os.path.abspath(b)
 
 def finished_dir(cfg: Config, tag: str | None = None, *, out: Path | None = None) -> Path | None:
     "The results directory of a finished run of exactly `cfg` (status done, metrics written, `same_config`), or None; reads JSON only, builds no model."
@@ -124,6 +131,23 @@ def run_experiment(cfg: Config, *, tag: str | None = None, resume: bool = False,
 def not_set(value) -> bool:
     "Whether a notebook parameter is not set: None, or the empty text a script passes (`-p mnist_dir \"$MNIST_DIR\"`)."
     return value is None or (isinstance(value, str) and not value.strip())
+
+def check_parameters(ns: dict) -> None:
+    """Stop a papermill run given a parameter its notebook does not declare (`-p refine_iter 3` for `refine_iters`):
+    papermill only warns and runs the defaults. Call it with `globals()` in the first code cell after the parameters
+    cell; it reads IPython's cell history `In`: the cell before is papermill's injected `# Parameters` cell, the one
+    before that the notebook's parameters cell. Does nothing outside papermill. Raises `ConfigError` naming the
+    parameter, the closest declared name and every declared one."""
+    history = ns.get("In") or []
+    if len(history) < 3 or not history[-2].lstrip().startswith("# Parameters"): return
+    names = lambda text: [t.id for node in ast.parse(text).body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                          for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
+    declared = names(history[-3])
+    unknown = [n for n in names(history[-2]) if n not in declared]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], declared, n=1)
+        raise ConfigError(unknown[0], ns.get(unknown[0]), (f"did you mean `{close[0]}`? " if close else "")
+                          + f"a parameter of this notebook ({', '.join(declared)})")
 
 def given(**params) -> dict:
     "The parameters that are set (`not_set`), e.g. the overrides a notebook passes to `resolve_config`."

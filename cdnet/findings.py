@@ -345,7 +345,7 @@ UNITS = """\
 **Units.** Our results are in raw units under the standard convention: MSE is the per-frame sum of
 squared errors over C x H x W with pixels in [0, 1], averaged over test sequences and future
 frames; SSIM is in [0, 1]. The paper's values, marked MSE*, are in its printed units (MSE / 10,
-per-frame sum, the authors' convention); `reports/output/tables_*.md` prints ours in those units too.
+per-frame sum, the authors' convention); `{tables}/tables_*.md` prints ours in those units too.
 """
 
 REPRODUCE = """\
@@ -409,8 +409,8 @@ def params_frame() -> pd.DataFrame:
                          params=f"{r['params']:,}", trainable="" if r["trainable"] is None else f"{r['trainable']:,}"))
     return pd.DataFrame(rows)
 
-def findings_markdown(runs: pd.DataFrame, root, preset: str = "cpu") -> str:
-    "The findings page (Markdown) for the runs of `preset` in the results tree `root`."
+def findings_markdown(runs: pd.DataFrame, root, preset: str = "cpu", tables: str = "reports/output") -> str:
+    "The findings page (Markdown) for the runs of `preset` in the results tree `root`; `tables`: the report's folder, named where the page points to its tables."
     v = claim_verdicts(runs, root, preset)
     counts = v.verdict.value_counts()
     out = [f"# Findings: the paper's claims at the `{preset}` preset\n",
@@ -420,7 +420,7 @@ def findings_markdown(runs: pd.DataFrame, root, preset: str = "cpu") -> str:
            "(`combine_verdicts`): contradicted if any of them contradicts it, their common verdict if all agree, else not reproduced; "
            "its result column gives each. Paired changes read from the paper's configuration to the other one (Table 4: from 5 "
            "refine iterations, or the middle hidden size, to the others).\n",
-           UNITS,
+           UNITS.format(tables=tables),
            "## Claims\n", _md_table(v.drop(columns=["id"])), "",
            "## Paper against code: measured effects\n",
            "Each row flips one difference from the released configuration (`nbs/protocol_audit.ipynb`; change = flipped - released, "

@@ -94,6 +94,14 @@ def test_ablation_bad_parameter(tmp_path):
     assert not (tmp_path / "r").exists()      # nothing written before the configuration is valid
 
 
+def test_misspelt_parameter_stops_the_run(tmp_path):
+    "papermill only warns about a name the parameters cell does not declare; `check_parameters` stops the run before anything is written."
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        run_nb("ablation", tmp_path, refine_iter=3, preset="smoke", out_dir=str(tmp_path / "r"))
+    assert "invalid value for `refine_iter`: 3 (allowed: did you mean `refine_iters`?" in str(e.value)
+    assert not (tmp_path / "r").exists()
+
+
 def test_intermediate(tmp_path, mnist_dir):
     res = tmp_path / "results"
     run_nb("intermediate", tmp_path, preset="smoke", out_dir=str(res), mnist_dir=mnist_dir)
