@@ -131,14 +131,18 @@ def _lpips_alex_random():
         return lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False).eval()
 
 
+_LPIPS_WARNED: set[str] = set()   # weights paths already reported missing
+
 def load_lpips(weights=None, *, pnet_rand=False):
-    "LPIPS AlexNet v0.1 with its backbone loaded from `weights` or the torch hub cache; `None` (and a warning) without them"
+    "LPIPS AlexNet v0.1 with its backbone loaded from `weights` or the torch hub cache; `None` without them (a warning, once per process and path)"
     if pnet_rand:
         return _lpips_alex_random()  # numbers meaningless: plumbing tests only
     path = Path(weights).expanduser() if weights is not None else alexnet_cache_path()
     if weights is not None and not path.is_file():
         raise FileNotFoundError(f"LPIPS backbone weights `weights`={str(path)!r} do not exist")
     if not path.is_file():
+        if str(path) in _LPIPS_WARNED: return None       # said once per process: a study evaluates many runs
+        _LPIPS_WARNED.add(str(path))
         warnings.warn(f"LPIPS is unavailable and will be recorded as None: AlexNet's ImageNet weights are "
                       f"not at {path}. Download {ALEXNET_URL} on a machine with a network and put it "
                       f"there (or pass its path as `weights` / `lpips_weights`).",
