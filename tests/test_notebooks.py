@@ -116,6 +116,15 @@ def test_boolean_parameters_use_the_shared_conversion(nb):
 
 
 @pytest.mark.parametrize("nb", REPRODUCTION, ids=lambda p: p.stem)
+def test_misspelt_parameters_are_stopped(nb):
+    "papermill injects its cell right after the parameters cell: the first code cell after that must run `check_parameters`."
+    cells = json.loads(nb.read_text())["cells"]
+    i = next(i for i, c in enumerate(cells) if "parameters" in c["metadata"].get("tags", []))
+    first = next(c for c in cells[i + 1:] if c["cell_type"] == "code")
+    assert "".join(first["source"]).startswith("check_parameters(globals())"), f"{nb.name}: no check_parameters after the parameters"
+
+
+@pytest.mark.parametrize("nb", REPRODUCTION, ids=lambda p: p.stem)
 def test_reproduction_notebooks_are_thin(nb):
     """A reproduction notebook defines no function or class (its logic is package code, tested in the component notebooks),
     and a parameter that can be left unset is `Optional[...] = None`, the one "not set" (no -1, 0, "" or "auto" sentinels)."""
