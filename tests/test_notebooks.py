@@ -119,7 +119,8 @@ def test_boolean_parameters_use_the_shared_conversion(nb):
 def test_misspelt_parameters_are_stopped(nb):
     "papermill injects its cell right after the parameters cell: the first code cell after that must run `check_parameters`."
     cells = json.loads(nb.read_text())["cells"]
-    i = next(i for i, c in enumerate(cells) if "parameters" in c["metadata"].get("tags", []))
+    i = next((i for i, c in enumerate(cells) if "parameters" in c["metadata"].get("tags", [])), None)
+    if i is None: pytest.skip(f"{nb.name} takes no parameters")
     first = next(c for c in cells[i + 1:] if c["cell_type"] == "code")
     assert "".join(first["source"]).startswith("check_parameters(globals())"), f"{nb.name}: no check_parameters after the parameters"
 
