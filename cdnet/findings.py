@@ -314,7 +314,7 @@ FACTS = """\
   (`nbs/ablation.ipynb -p rows area_check`) the two end with identical weights. Its audit row is
   therefore a null control: paired with the audit's reference (the released configuration
   retrained under the same conditions) its change is exactly zero on every seed, with one CPU thread (two
-  digits) and with two (one digit). The `reference` row itself is
+  digits, and the real clips) and with two (one digit). The `reference` row itself is
   paired with the main run. On two digits (`mmnist_32`) the main runs trained with two CPU threads
   and the audit with one (float rounding differs; those main runs predate the `torch_threads`
   record in each run's provenance; the audit's runs that record it say 1), so that row is the run-to-run noise
@@ -323,8 +323,9 @@ FACTS = """\
   rows trained on another machine differed from it even without any gradient change (no area
   loss: gradient norm 67.275 against 67.290 at step 1), so the references were retrained on the
   rows' machine, and that row is the noise of a processor change. Runs record their processor
-  (`cdnet.core.cpu_info`) since. On the clips (`clips_32`) the row's runs used two threads and their
-  references one, so its change (about -0.002 MSE on 21.07) holds that rounding too.
+  (`cdnet.core.cpu_info`) since. On the clips (`clips_32`) the row first ran with two threads against
+  one-thread references and differed from them (about -0.002 MSE on 21.07); rerun with one thread it
+  is identical on every seed, so the thread count alone made that difference.
   The paper's Table 2 credits the area loss with MSE* 18.1 -> 16.0.
 - **The released temporal discriminator sees one tensor three times.** Its "real", "shuffled"
   and "copied" inputs are the same tensor (`nbs/22_discriminator.ipynb`, test of
