@@ -44,7 +44,7 @@ def same_config(saved: dict, cfg: Config) -> bool:
     return all(k in moot or (same(k, saved[k], v) if k in saved else v == json.loads(json.dumps(default[k], default=str))) for k, v in now.items())
 
 def same_dir(a, b) -> bool:
-    "Whether two directory texts name one directory (`../shared/data/mnist` and its absolute path); texts that name no directory compare as text."
+    "Whether two path texts name one file or directory (`os.path.samefile`: `../shared/data/mnist` and its absolute path); paths that do not exist compare as absolute paths from the current directory (`os.path.abspath`)."
     if a is None or b is None: return a == b
     try: return os.path.samefile(a, b)
     except OSError: return os.path.abspath(a) == os.path.abspath(b)
@@ -137,7 +137,7 @@ def check_parameters(ns: dict) -> None:
     papermill only warns and runs the defaults. Call it with `globals()` in the first code cell after the parameters
     cell; it reads IPython's cell history `In`: the cell before is papermill's injected `# Parameters` cell, the one
     before that the notebook's parameters cell. Does nothing outside papermill. Raises `ConfigError` naming the
-    parameter, the closest declared name and every declared one."""
+    first undeclared parameter, the closest declared name and every declared one."""
     history = ns.get("In") or []
     if len(history) < 3 or not history[-2].lstrip().startswith("# Parameters"): return
     names = lambda text: [t.id for node in ast.parse(text).body if isinstance(node, (ast.Assign, ast.AnnAssign))
