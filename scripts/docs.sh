@@ -3,7 +3,7 @@
 # (made by scripts/setup.sh). It installs and downloads nothing and writes only inside the checkout.
 # It executes the component notebooks (nbs/NN_*.ipynb) in a copy, _exec/, so the pages show their
 # outputs and figures (see scripts/build_docs.py for the time); `--no-exec` builds without outputs.
-# With Quarto installed, `nbdev_docs` builds nbdev's own site from the same notebooks.
+# With Quarto installed, `bash scripts/nbdev_docs.sh` builds nbdev's own site from the same notebooks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! .venv/bin/python -c "import cdnet, nbdev, execnb, mkdocs, mkdocs_jupyter, latex2mathml" 2>/dev/null; then

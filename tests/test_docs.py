@@ -1,4 +1,5 @@
 """The documentation site: every notebook has a page, and the offline build produces it."""
+import os
 import re
 import shutil
 import subprocess
@@ -140,3 +141,30 @@ def test_readme_switch_table_is_the_switch_table():
     "The README's table of CDNet switches is cdnet.switches.switch_table() verbatim: one home for the switches."
     from cdnet.switches import switch_table
     assert switch_table() in (ROOT / "README.md").read_text()
+
+
+FAKE_QUARTO = """#!/bin/bash
+# stands in for Quarto: the README render writes _docs/README.md (as quarto does in nbdev's cache), the site render a page
+for a in "$@"; do [ "$a" = README.md ] && { mkdir -p _docs; echo "the index page" > _docs/README.md; exit 0; }; done
+mkdir -p _docs; echo "<html></html>" > _docs/index.html
+"""
+
+
+def test_nbdev_docs_keeps_the_readme(tmp_path):
+    """nbdev_docs renders README.md from nbs/index.ipynb (settings.ini: readme_nb), replacing the project's README;
+    scripts/nbdev_docs.sh runs it and puts the README back. Quarto is a stand-in here (none is installed)."""
+    repo, bin_ = tmp_path / "repo", tmp_path / "bin"
+    repo.mkdir(); bin_.mkdir()
+    for name in ("nbs", "cdnet", "scripts"): shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "_*.ipynb"))
+    for name in ("settings.ini", "README.md", "setup.py", "pyproject.toml", "mkdocs.yml"):
+        if (ROOT / name).exists(): shutil.copy(ROOT / name, repo / name)
+    (repo / ".venv").symlink_to(ROOT / ".venv")
+    (bin_ / "quarto").write_text(FAKE_QUARTO); (bin_ / "quarto").chmod(0o755)
+    readme = (repo / "README.md").read_text()
+    env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}
+    (repo / "nbs" / "index.ipynb").touch()                                  # newer than the README: nbdev renders it
+    r = subprocess.run(["bash", "scripts/nbdev_docs.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (repo / "_docs" / "index.html").exists()                        # the site was built
+    assert (repo / "README.md").read_text() == readme                      # and the README is the project's
+    assert not list(repo.glob("README.md.*"))                              # the kept copy is gone
