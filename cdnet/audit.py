@@ -163,6 +163,8 @@ def plot_forest(effects: pd.DataFrame, metrics=("mse", "ssim"), title: str = "")
         ax.axvline(0, color="0.3", lw=1)
         ax.set(title=f"{metric.upper()} (flipped - released)", xlabel=f"effect, {e.convention.iloc[0]} convention")
         ax.set_yticks(range(len(labels)), labels)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(5, symmetric=True))    # small effects: few ticks, in scientific notation
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3), useMathText=True)
     axes[0][0].invert_yaxis()
     if title: fig.suptitle(title)
     fig.tight_layout()
