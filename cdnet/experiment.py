@@ -143,7 +143,7 @@ def check_parameters(ns: dict) -> None:
     names = lambda text: [t.id for node in ast.parse(text).body if isinstance(node, (ast.Assign, ast.AnnAssign))
                           for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)]
     declared = names(history[-3])
-    unknown = [n for n in names(history[-2]) if n not in declared]
+    unknown = [n for n in names(history[-2]) if n not in declared and not n.startswith("PAPERMILL_")]   # --inject-paths' own names
     if unknown:
         close = difflib.get_close_matches(unknown[0], declared, n=1)
         raise ConfigError(unknown[0], ns.get(unknown[0]), (f"did you mean `{close[0]}`? " if close else "")
