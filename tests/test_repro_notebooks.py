@@ -39,7 +39,8 @@ def test_params(tmp_path):
     assert t5.loc["CDNet, released code", "reduction_ours_pct"] == 53.44
     assert t5.loc["CrevNet", "paper_1e7"] == 4.70 and t5.loc["CrevNet", "ours_1e7"] == pytest.approx(4.695)
     per_dataset = pd.read_csv(d / "params_mmnist_smoke.csv").set_index("model")
-    assert set(per_dataset.index) == {"convlstm", "crevnet", "cdnet-released", "cdnet-paper", "phydnet", "frnn"} and (per_dataset.params > 0).all()
+    assert set(per_dataset.index) == {"convlstm", "predrnn", "mim", "motionrnn", "phydnet", "frnn", "crevnet", "cdnet-released", "cdnet-paper"} \
+        and (per_dataset.params > 0).all()   # every model main_results trains
     assert "| 21862020 | 20848068 | 21862020 | True |" in (d / "params.md").read_text()   # params, trainable, spec
     prov = read_json(d / "config.json")
     assert prov["parameters"]["dataset"] == "mmnist" and prov["provenance"]["versions"]["torch"]
