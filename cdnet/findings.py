@@ -324,7 +324,8 @@ FACTS = """\
   loss: gradient norm 67.275 against 67.290 at step 1), so the references were retrained on the
   rows' machine, and that row is the noise of a processor change. Runs record their processor
   (`cdnet.core.cpu_info`) since. On the clips (`clips_32`) the row first ran with two threads against
-  one-thread references and differed from them (about -0.002 MSE on 21.07); rerun with one thread it
+  one-thread references and differed from them (about -0.002 MSE on 21.07; those runs are in commit
+  f1c1f57); rerun with one thread it
   is identical on every seed, so the thread count alone made that difference.
   The paper's Table 2 credits the area loss with MSE* 18.1 -> 16.0.
 - **The released temporal discriminator sees one tensor three times.** Its "real", "shuffled"
