@@ -360,14 +360,15 @@ papermill nbs/ablation.ipynb results/notebooks/ablation_without-G_mmnist1_32_cpu
     # Table 2: without G; -p use_mask false: without mask; -p pixel_loss l1+l2 -p pixel_iters last: L1&L2
     # Table 4: -p refine_iters 4, -p refine_iters 5, -p hidden 4, -p hidden 16 (3 and 8 are the main runs)
     # the clips (Tables 2 and 4): -p dataset clips_32 without -p mnist_dir, after python data_prep/clips.py --src ../shared/data/clips --out data --setting 32
-papermill nbs/protocol_audit.ipynb results/notebooks/protocol_audit_mmnist_32_cpu.ipynb -p preset cpu -p dataset mmnist_32 \\
-    -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist            # the audit table (two digits)
+papermill nbs/protocol_audit.ipynb results/notebooks/protocol_audit_mmnist1_32_cpu.ipynb -p preset cpu -p dataset mmnist1_32 \\
+    -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist            # the audit table, every row
 papermill nbs/intermediate.ipynb results/notebooks/intermediate_mmnist1_32_cpu.ipynb -p preset cpu -p dataset mmnist1_32 \\
     -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist -p n_seq 200   # Fig. 5
 papermill nbs/long_horizon.ipynb results/notebooks/long_horizon_mmnist1_32_cpu.ipynb -p preset cpu -p dataset mmnist1_32 \\
     -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist            # Fig. 8
 papermill nbs/qualitative.ipynb results/notebooks/qualitative_mmnist1_32_cpu.ipynb -p preset cpu -p dataset mmnist1_32 \\
     -y "seeds: [1, 2, 3]" -p mnist_dir ../shared/data/mnist            # Figs. 4, 10, 11 and the background claim
+    # every line above on the clips: -p dataset clips_32 without -p mnist_dir (audit: -p rows "<row>,<row>" for a subset)
 papermill reports/study_report.ipynb results/notebooks/study_report_cpu.ipynb -p results_dir results \\
     -p out_dir reports/output -p exclude_presets smoke -p findings_preset cpu    # tables, plots and this page
 ```
