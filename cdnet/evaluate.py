@@ -4,11 +4,13 @@
 
 # %% auto #0
 __all__ = ['TABLE_COLUMNS', 'METRICS', 'RECORDED_CONFIG', 'shard_indices', 'EvalResult', 'merge_shards', 'gather_shards',
-           'evaluate', 'write_results', 'region_errors', 'evaluate_regions', 'iteration_predictions']
+           'DivergedPredictionWarning', 'evaluate', 'write_results', 'region_errors', 'evaluate_regions',
+           'iteration_predictions']
 
 # %% ../nbs/31_evaluate.ipynb #b1cb761d
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from torch.utils.data import DataLoader, Subset
 from .core import atomic_write_text
 from .core import dist_info  # (rank, world size); (0, 1) outside torch.distributed
 from .losses import change_mask
-from .metrics import check_convention, frame_metrics, load_lpips, summarize
+from .metrics import VALUE_RANGE, check_convention, frame_metrics, load_lpips, summarize
 
 # %% ../nbs/31_evaluate.ipynb #a47c1216
 def shard_indices(n, rank, world):
@@ -39,6 +41,7 @@ class EvalResult:
     per_frame: dict  # convention -> metric -> [N, n_pred] float64 array, or None
     n_obs: int
     n_pred: int
+    pred_range: tuple | None = None  # (min, max) of every prediction scored, before any clipping
 
     def summary(self):
         "convention -> metric -> mean over sequences and frames (None where not computed)"
@@ -90,9 +93,25 @@ def _concat(values, n_pred):
     return np.concatenate(values) if values else np.zeros((0, n_pred))
 
 
+class DivergedPredictionWarning(UserWarning):
+    "A model's predictions leave [-10, 11] (`cdnet.metrics.VALUE_RANGE`): scored as they are, their range recorded"
+
+
+def _gather_range(lo, hi):
+    "(min, max) over all ranks of each rank's (lo, hi); unchanged in a single process"
+    _, world = dist_info()
+    if world == 1:
+        return lo, hi
+    parts = [None] * world
+    dist.all_gather_object(parts, (lo, hi))
+    return min(p[0] for p in parts), max(p[1] for p in parts)
+
+
 def evaluate(model, dataset, *, n_obs, n_pred, batch_size=16, conventions=("standard", "authors"),
              device="cpu", lpips_weights=None, num_workers=0):
-    "Per-sequence, per-frame metrics of `model.predict` on `dataset` (gathered over all ranks) as an `EvalResult`"
+    """Per-sequence, per-frame metrics of `model.predict` on `dataset` (gathered over all ranks) as an `EvalResult` with the
+    predictions' range; ValueError on an empty dataset, short sequences, a wrong prediction shape or a non-finite prediction;
+    `DivergedPredictionWarning` when predictions leave [-10, 11]."""
     conventions = tuple(check_convention(c) for c in conventions)
     if not conventions:
         raise ValueError("`conventions` must name at least one of ('standard', 'authors')")
@@ -105,6 +124,7 @@ def evaluate(model, dataset, *, n_obs, n_pred, batch_size=16, conventions=("stan
     if lpips_model is not None:
         lpips_model = lpips_model.to(device)
     chunks = {c: [] for c in conventions}
+    lo, hi = math.inf, -math.inf
     was_training = model.training
     model.eval()
     try:
@@ -117,13 +137,20 @@ def evaluate(model, dataset, *, n_obs, n_pred, batch_size=16, conventions=("stan
                 pred = model.predict(frames[:, :n_obs], n_pred)
                 if pred.shape != true.shape:
                     raise ValueError(f"model.predict returned {tuple(pred.shape)}, expected {tuple(true.shape)}")
+                lo, hi = min(lo, pred.min().item()), max(hi, pred.max().item())
                 for c in conventions:
-                    chunks[c].append(frame_metrics(pred, true, c, lpips_model))
+                    chunks[c].append(frame_metrics(pred, true, c, lpips_model, check_pred_range=False))
     finally:
         model.train(was_training)
     per_frame = {c: {m: _concat([p[m] for p in parts], n_pred) for m in METRICS} for c, parts in chunks.items()}
     indices, per_frame = gather_shards(indices, per_frame)
-    return EvalResult(indices=indices, per_frame=per_frame, n_obs=n_obs, n_pred=n_pred)
+    lo, hi = _gather_range(lo, hi)
+    accepted = VALUE_RANGE["pred"]
+    if lo < accepted[0] or hi > accepted[1]:
+        warnings.warn(f"the predictions reach [{lo:.4g}, {hi:.4g}], beyond the [{accepted[0]:g}, {accepted[1]:g}] of frames in [0, 1] "
+                      "and their overshoot: the model has diverged. Scored as they are (the standard convention clips them "
+                      "to [0, 1], the authors' does not); the range is recorded as pred_range", DivergedPredictionWarning, stacklevel=2)
+    return EvalResult(indices=indices, per_frame=per_frame, n_obs=n_obs, n_pred=n_pred, pred_range=(lo, hi))
 
 # %% ../nbs/31_evaluate.ipynb #5b0a77d7
 RECORDED_CONFIG = ("preset", "dataset", "convention", "frame_stride", "n_obs", "n_pred", "seed")  # fields copied into metrics.json
@@ -149,6 +176,7 @@ def write_results(result, out_dir, *, config, test_data=None):
         "n_sequences": len(result.indices), "n_obs": result.n_obs, "n_pred": result.n_pred,
         "config": {k: config[k] for k in RECORDED_CONFIG if k in config},
         "test_data": test_data,
+        "pred_range": None if result.pred_range is None else [float(v) for v in result.pred_range],
     }
     out = Path(out_dir)
     atomic_write_text(out / "per_frame.csv", result.per_frame_table().to_csv(index=False))

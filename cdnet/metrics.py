@@ -30,8 +30,8 @@ def check_convention(convention):
     return convention
 
 
-def _as_frames(x, name):
-    "`x` (array or tensor `[N, T, C, H, W]`) as a float64 tensor on its own device, after checking its values"
+def _as_frames(x, name, check_range=True):
+    "`x` (array or tensor `[N, T, C, H, W]`) as a float64 tensor on its own device, after checking its values (finite; in `VALUE_RANGE[name]` unless `check_range=False`)"
     if isinstance(x, torch.Tensor):
         t = x.detach()
     else:
@@ -48,16 +48,17 @@ def _as_frames(x, name):
         raise ValueError(f"`{name}` contains {t[i].item()} at index {i}")
     lo, hi = VALUE_RANGE[name]
     out = (t < lo) | (t > hi)
-    if out.any():
+    if check_range and out.any():
         i = tuple(int(v) for v in out.nonzero()[0])
         raise ValueError(f"`{name}` must hold values in [0, 1] (accepted: [{lo}, {hi}]), "
                          f"got {t[i].item():.6g} at index {i}")
     return t
 
 
-def check_frames(pred, true):
-    "`pred` and `true` as float64 tensors `[N, T, C, H, W]` of the same shape, checked"
-    p, t = _as_frames(pred, "pred"), _as_frames(true, "true")
+def check_frames(pred, true, *, check_pred_range=True):
+    """`pred` and `true` as float64 tensors `[N, T, C, H, W]` of the same shape, checked: ValueError naming the input on a wrong
+    shape or dtype, a non-finite value, ground truth outside [0, 1] or (`check_pred_range=True`) a prediction outside [-10, 11]."""
+    p, t = _as_frames(pred, "pred", check_pred_range), _as_frames(true, "true")
     if p.shape != t.shape:
         raise ValueError(f"`pred` and `true` must have the same shape, got {tuple(p.shape)} and {tuple(t.shape)}")
     return p, t.to(p.device)
@@ -179,10 +180,11 @@ def frame_lpips(lpips_model, pred, true, *, normalize, chunk=64):
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 # %% ../nbs/21_metrics.ipynb #fa7e8a1d
-def frame_metrics(pred, true, convention="standard", lpips_model=None):
-    "Per-frame `mse`, `mae`, `ssim`, `psnr`, `lpips` (`[N, T]` float64 arrays; lpips may be None) of `[N, T, C, H, W]` frames"
+def frame_metrics(pred, true, convention="standard", lpips_model=None, *, check_pred_range=True):
+    """Per-frame `mse`, `mae`, `ssim`, `psnr`, `lpips` (`[N, T]` float64 arrays; lpips may be None) of `[N, T, C, H, W]` frames;
+    the inputs are checked by `check_frames` (ValueError), `check_pred_range=False` scores any finite prediction."""
     check_convention(convention)
-    p, t = check_frames(pred, true)
+    p, t = check_frames(pred, true, check_pred_range=check_pred_range)
     n, steps = p.shape[:2]
     p, t = p.flatten(0, 1), t.flatten(0, 1)  # [N*T, C, H, W]
     authors = convention == "authors"
