@@ -390,12 +390,17 @@ The miniature tests the direction of each claim; the paper's numbers need its da
 
 ```sh
 python data_prep/human36m.py --src /path/to/Human3.6M --out data/human36m   # the videos, not downloadable here
-papermill nbs/main_results.ipynb results/notebooks/main_h36m.ipynb -p preset paper -p dataset human36m -y "seeds: [1, 2, 3]"
-papermill nbs/ablation.ipynb results/notebooks/ablation_t2.ipynb -p preset paper -p dataset human36m -p rows table2
-papermill nbs/ablation.ipynb results/notebooks/ablation_t4.ipynb -p preset paper -p dataset human36m -p rows table4
-papermill nbs/protocol_audit.ipynb results/notebooks/audit_h36m.ipynb -p preset paper -p dataset human36m
+papermill nbs/main_results.ipynb results/notebooks/main_h36m.ipynb -p preset paper -p dataset human36m -y "seeds: [1, 2, 3]"   # Table 1, Fig. 3
+papermill nbs/ablation.ipynb results/notebooks/ablation_t2.ipynb -p preset paper -p dataset human36m -p rows table2 -y "seeds: [1, 2, 3]"
+papermill nbs/ablation.ipynb results/notebooks/ablation_t4.ipynb -p preset paper -p dataset human36m -p rows table4 -y "seeds: [1, 2, 3]"
+papermill nbs/protocol_audit.ipynb results/notebooks/audit_h36m.ipynb -p preset paper -p dataset human36m -y "seeds: [1, 2, 3]"
+papermill nbs/intermediate.ipynb results/notebooks/intermediate_h36m.ipynb -p preset paper -p dataset human36m -y "seeds: [1, 2, 3]"   # Figs. 5, 9
+papermill nbs/long_horizon.ipynb results/notebooks/long_horizon_h36m.ipynb -p preset paper -p dataset human36m -y "seeds: [1, 2, 3]"   # Fig. 8
 papermill nbs/qualitative.ipynb results/notebooks/qualitative_h36m.ipynb -p preset paper -p dataset human36m -y "seeds: [1, 2, 3]"   # Figs. 4, 10, 11
 python data_prep/ucf101.py --src /path/to/UCF101 --out data/ucf101_64x88 --setting 64x88   # Table 3 (split lists: the packaged ones)
+papermill nbs/main_results.ipynb results/notebooks/main_ucf101.ipynb -p preset paper -p dataset ucf101_64x88 -y "seeds: [1, 2, 3]"   # Table 3
+python data_prep/ucf101.py --src /path/to/UCF101 --out data/ucf101_160x120 --setting 160x120   # Figs. 6, 12 (high resolution, 4 -> 10)
+papermill nbs/qualitative.ipynb results/notebooks/qualitative_ucf101.ipynb -p preset paper -p dataset ucf101_160x120 -p every 3 -y "seeds: [1, 2, 3]"
 ```
 
 LPIPS needs AlexNet's ImageNet weights (`lpips_weights=`); without them it is recorded as missing.
