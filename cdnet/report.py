@@ -77,6 +77,8 @@ def collect_runs(root) -> pd.DataFrame:
                     train_seconds=(cfg.get("train") or {}).get("seconds"), device=(cfg.get("provenance") or {}).get("device"),
                     reason=status.get("reason"), n_obs=c.get("n_obs"), n_pred=c.get("n_pred"), frame_stride=c.get("frame_stride"),
                     n_test=c.get("n_test"), test_data=_test_data((cfg.get("data") or {}).get("test")))
+        lo, hi = (metrics or {}).get("pred_range") or (np.nan, np.nan)      # the predictions' range, recorded since evaluate kept it
+        base.update(pred_min=lo, pred_max=hi)
         if metrics is None or base["status"] != "done": rows.append(dict(base, convention=None, metric=None, value=np.nan)); continue
         for conv, ms in metrics["summary"].items():
             for m, v in ms.items(): rows.append(dict(base, convention=conv, metric=m, value=np.nan if v is None else v))
