@@ -225,6 +225,7 @@ def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="
     writer = summary_writer(out_dir / "tensorboard", purge_step=step or None) if tensorboard and rank == 0 else None
     bar = tqdm(total=total, initial=step, disable=not progress or rank != 0, desc=f"train {type(model).__name__}", unit="it")
     t0, start, terms, loader, phase = time.time(), step, {}, None, "between"
+    flush = bool(cfg.flush_denormal and device.type == "cpu" and torch.set_flush_denormal(True))   # False where unsupported
     if step == 0: validate()
     try:
         with StopRequest() as stop:
@@ -282,8 +283,9 @@ def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="
     finally:
         bar.close()
         if writer is not None: writer.close()
+        if flush: torch.set_flush_denormal(False)
     save()
     seconds = time.time() - t0
     return dict(steps=step, iters_per_epoch=iters, seconds=seconds, last=terms, world_size=world, device=str(device),
                 amp="bf16" if use_amp else None, compile=use_compile, sync_bn=bool(sync_bn and world > 1), notes=notes,
-                sequences_per_second=(step - start) * cfg.batch_size / seconds if step > start and seconds > 0 else None)
+                flush_denormal=flush, sequences_per_second=(step - start) * cfg.batch_size / seconds if step > start and seconds > 0 else None)

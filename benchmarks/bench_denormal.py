@@ -1,0 +1,143 @@
+"""Seconds per training step (forward + backward of `model.loss`, no update) of a trained model with subnormal floats
+computed as they are and flushed to zero (`torch.set_flush_denormal`, the `flush_denormal` training option).
+
+    python benchmarks/bench_denormal.py --model crevnet --dataset clips_32 \\
+        --checkpoint results/clips_32/cpu/crevnet/seed1/checkpoint.pt      # a model trained by the study
+    python benchmarks/bench_denormal.py --model crevnet --dataset clips_32   # trains --warm-steps first, unflushed
+
+A model that has learned to copy its input (CrevNet and CDNet on the real clips) carries activations and gradients
+far below 1e-30; x86 cores handle subnormal operands in microcode, many times slower than normal ones. Both
+settings time the same weights and the same batch, interleaved over `--repeats` rounds in one process (the flag
+is a switch of the calling thread), after one untimed step of each. Printed: the median and range of each, their
+ratio, the number of subnormal values among the weights, the activations' gradients excluded, and the relative
+differences of the loss and of the gradients between the two (flushing changes only values below 1.2e-38).
+`--trajectory N` then trains N Adam steps from those weights with each setting and compares the weights.
+Checkpoints are not committed: `--checkpoint` needs a model trained on this machine (the main job or a figure
+notebook writes one beside each run); without it the script trains `--warm-steps` Adam steps at the preset's step
+size first. Runs with one intra-op thread: with more, OpenMP's worker threads keep their own floating-point mode.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="crevnet", help="a model name of cdnet.experiment.model_names (crevnet, cdnet-released, ...)")
+    p.add_argument("--dataset", default="clips_32", help="a dataset of cdnet.config.DATASETS (prepared under --data-root when real)")
+    p.add_argument("--data-root", default="data")
+    p.add_argument("--mnist-dir", default=None)
+    p.add_argument("--checkpoint", default=None, help="a checkpoint.pt of this model and dataset at the cpu preset")
+    p.add_argument("--warm-steps", type=int, default=60, help="without --checkpoint: unflushed Adam steps before timing")
+    p.add_argument("--repeats", type=int, default=5, help="interleaved rounds of one step with each setting")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--trajectory", type=int, default=0, help="then N Adam steps from the same weights with each setting: their weights compared")
+    p.add_argument("--out", default=None, help="write the measurements to this JSON file too (temporary name, then rename)")
+    args = p.parse_args()
+
+    import torch
+    from cdnet.config import DATASETS, resolve_config
+    from cdnet.core import atomic_write_text
+    from cdnet.data import get_dataset
+    from cdnet.experiment import model_fields
+    from cdnet.train import load_checkpoint
+    from cdnet.zoo import build_model
+
+    torch.set_num_threads(1)
+    if not torch.set_flush_denormal(False) and not torch.set_flush_denormal(True):
+        sys.exit("this CPU cannot flush subnormals (torch.set_flush_denormal needs x86 with SSE3)")
+    torch.set_flush_denormal(False)
+    extra = {"mnist_dir": args.mnist_dir} if args.mnist_dir else {}
+    cfg = resolve_config("cpu", dataset=args.dataset, data_root=args.data_root, seed=args.seed, verbose=False,
+                         **model_fields(args.model), **extra)
+    shape = DATASETS[cfg.dataset]
+    torch.manual_seed(args.seed)
+    model = build_model(cfg, shape["channels"], shape["height"], shape["width"]).train()
+    ds = get_dataset(cfg.dataset, "train", cfg)
+    batch = torch.stack([ds[i] for i in range(cfg.batch_size)])[:, :cfg.n_obs + cfg.n_pred]
+    if args.checkpoint:
+        if not os.path.isfile(args.checkpoint): sys.exit(f"--checkpoint {args.checkpoint}: no such file")
+        model.load_state_dict(load_checkpoint(args.checkpoint)["model"])
+        origin = f"weights of {args.checkpoint}"
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        t0 = time.perf_counter()
+        for k in range(args.warm_steps):
+            frames = torch.stack([ds[(k * cfg.batch_size + i) % len(ds)] for i in range(cfg.batch_size)])[:, :cfg.n_obs + cfg.n_pred]
+            opt.zero_grad(set_to_none=True)
+            loss, _ = model.loss(frames, cfg.n_obs, epoch=0)
+            loss.backward()
+            if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+        origin = f"{args.warm_steps} unflushed Adam steps at lr {cfg.lr} ({time.perf_counter() - t0:.0f} s)"
+
+    def step(flush: bool):
+        torch.set_flush_denormal(flush)
+        try:
+            torch.manual_seed(args.seed)            # the same scheduled-sampling draws in both settings
+            model.zero_grad(set_to_none=True)
+            t = time.perf_counter()
+            loss, _ = model.loss(batch, cfg.n_obs, epoch=0)
+            loss.backward()
+            seconds = time.perf_counter() - t
+        finally:
+            torch.set_flush_denormal(False)
+        grads = torch.cat([w.grad.flatten() for w in model.parameters() if w.grad is not None])
+        return seconds, loss.item(), grads
+
+    tiny = torch.finfo(torch.float32).tiny
+    weights = torch.cat([w.detach().flatten() for w in model.parameters()])
+    n_sub = int(((weights != 0) & (weights.abs() < tiny)).sum())
+    _, loss_plain, g_plain = step(False)
+    _, loss_flush, g_flush = step(True)
+    times = {"plain": [], "flush": []}
+    for _ in range(args.repeats):
+        for name, flush in (("plain", False), ("flush", True)):
+            times[name].append(step(flush)[0])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    result = dict(model=args.model, dataset=cfg.dataset, batch=cfg.batch_size, frames=f"{cfg.n_obs} -> {cfg.n_pred}",
+                  origin=origin, threads=1, repeats=args.repeats, seconds=times, median=med,
+                  ratio_flush_to_plain=med["flush"] / med["plain"], subnormal_weights=n_sub, n_weights=weights.numel(),
+                  subnormal_grads_plain=int(((g_plain != 0) & (g_plain.abs() < tiny)).sum()),
+                  loss_rel_diff=abs(loss_flush - loss_plain) / abs(loss_plain),
+                  grad_rel_diff=float((g_flush - g_plain).abs().max() / g_plain.abs().max()),
+                  command=" ".join([os.path.basename(sys.executable), *sys.argv]))
+    if args.trajectory:
+        import copy
+        start = copy.deepcopy(model.state_dict())
+        def adam_steps(flush: bool):
+            model.load_state_dict(start)
+            opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+            torch.set_flush_denormal(flush)
+            try:
+                for k in range(args.trajectory):
+                    torch.manual_seed(args.seed + k)
+                    frames = torch.stack([ds[(k * cfg.batch_size + i) % len(ds)] for i in range(cfg.batch_size)])[:, :cfg.n_obs + cfg.n_pred]
+                    opt.zero_grad(set_to_none=True)
+                    loss, _ = model.loss(frames, cfg.n_obs, epoch=0)
+                    loss.backward()
+                    if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    opt.step()
+            finally:
+                torch.set_flush_denormal(False)
+            return torch.cat([w.detach().flatten().clone() for w in model.parameters()])
+        w_plain, w_flush = adam_steps(False), adam_steps(True)
+        result.update(trajectory_steps=args.trajectory, trajectory_weights_equal=bool(torch.equal(w_plain, w_flush)),
+                      trajectory_weight_max_abs_diff=float((w_plain - w_flush).abs().max()))
+    print(f"{args.model} on {cfg.dataset} (batch {cfg.batch_size}, {cfg.n_obs} -> {cfg.n_pred}, one thread), {origin}")
+    for k in ("plain", "flush"):
+        print(f"  {k:>5}: median {med[k]:.3f} s a step [{min(times[k]):.3f}-{max(times[k]):.3f}] over {args.repeats} interleaved repeats")
+    print(f"  flush / plain: {result['ratio_flush_to_plain']:.2f}; subnormal weights {n_sub:,} of {weights.numel():,}, "
+          f"subnormal gradients {result['subnormal_grads_plain']:,}; loss differs by {result['loss_rel_diff']:.1e} relative, "
+          f"gradients by {result['grad_rel_diff']:.1e} of their largest")
+    if args.trajectory:
+        print(f"  after {args.trajectory} Adam steps from these weights with each setting: weights "
+              + ("bit-identical" if result["trajectory_weights_equal"] else f"differ by at most {result['trajectory_weight_max_abs_diff']:.1e}"))
+    if args.out: atomic_write_text(args.out, json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
