@@ -95,7 +95,7 @@ class Config(CDNetSwitches):
     amp: bool = False                 # bf16 autocast (CUDA, or a CPU with bf16 hardware)
     compile: bool = False             # torch.compile (CUDA only; ignored with a message elsewhere)
     deterministic: bool = True        # cuDNN deterministic algorithms on CUDA (bit-identical resume; False: cudnn.benchmark)
-    flush_denormal: bool = False      # CPU: subnormal floats flushed to zero while training (torch.set_flush_denormal); see cdnet.train
+    flush_denormal: bool = True       # CPU: subnormal floats flushed to zero while training (torch.set_flush_denormal); see cdnet.train
     num_workers: int = 0              # DataLoader workers
     ckpt_every: int = 0               # checkpoint every N iterations (0: at the end of each epoch)
     val_every: int | None = None      # validation MSE every N optimiser steps, and at the first and last (0: off)

@@ -38,7 +38,7 @@ def same_config(saved: dict, cfg: Config) -> bool:
     now = json.loads(json.dumps(asdict(cfg), default=str))
     if set(saved) - set(now): return False                                   # a field this code no longer has
     default = {f.name: f.default for f in fields(Config)}
-    moot = {"out_dir"} | (set() if cfg.dataset.startswith("mmnist") else {"mnist_dir"})   # where results go changes no run; where MNIST
+    moot = {"out_dir", "flush_denormal"} | (set() if cfg.dataset.startswith("mmnist") else {"mnist_dir"})   # where results go changes no run; where MNIST
                                                                                         # digits live cannot change another dataset's
     same = lambda k, a, b: a == b or (k == "mnist_dir" and same_dir(a, b))
     return all(k in moot or (same(k, saved[k], v) if k in saved else v == json.loads(json.dumps(default[k], default=str))) for k, v in now.items())

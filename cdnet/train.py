@@ -63,7 +63,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     return state
 
 # %% ../nbs/30_train.ipynb #ed58809d
-RESUME_FREE = ("preset", "epochs", "device", "amp", "compile", "num_workers", "ckpt_every", "val_every", "convention",
+RESUME_FREE = ("preset", "epochs", "device", "amp", "compile", "flush_denormal", "num_workers", "ckpt_every", "val_every", "convention",
                "eval_batch_size", "lpips_weights", "out_dir", "data_root", "mnist_dir", "n_test")
 
 def resume_mismatch(saved: dict | None, now: dict) -> list[str]:
