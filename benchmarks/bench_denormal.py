@@ -11,7 +11,8 @@ settings time the same weights and the same batch, interleaved over `--repeats` 
 is a switch of the calling thread), after one untimed step of each. Printed: the median and range of each, their
 ratio, the number of subnormal values among the weights, the activations' gradients excluded, and the relative
 differences of the loss and of the gradients between the two (flushing changes only values below 1.2e-38).
-`--trajectory N` then trains N Adam steps from those weights with each setting and compares the weights.
+`--compare-run RUN_DIR` trains a finished unflushed run's configuration again with flushing and compares every
+logged loss and test metric. `--trajectory N` then trains N Adam steps from those weights with each setting and compares the weights.
 Checkpoints are not committed: `--checkpoint` needs a model trained on this machine (the main job or a figure
 notebook writes one beside each run); without it the script trains `--warm-steps` Adam steps at the preset's step
 size first. Runs with one intra-op thread: with more, OpenMP's worker threads keep their own floating-point mode.
@@ -35,6 +36,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="interleaved rounds of one step with each setting")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--trajectory", type=int, default=0, help="then N Adam steps from the same weights with each setting: their weights compared")
+    p.add_argument("--compare-run", default=None, help="a finished run trained without flushing (its directory): trained again "
+                   "with flushing into a temporary directory, every logged loss and test metric compared, then exit")
     p.add_argument("--out", default=None, help="write the measurements to this JSON file too (temporary name, then rename)")
     args = p.parse_args()
 
@@ -47,6 +50,7 @@ def main() -> None:
     from cdnet.zoo import build_model
 
     torch.set_num_threads(1)
+    if args.compare_run: return compare_run(args)
     if not torch.set_flush_denormal(False) and not torch.set_flush_denormal(True):
         sys.exit("this CPU cannot flush subnormals (torch.set_flush_denormal needs x86 with SSE3)")
     torch.set_flush_denormal(False)
@@ -136,6 +140,38 @@ def main() -> None:
     if args.trajectory:
         print(f"  after {args.trajectory} Adam steps from these weights with each setting: weights "
               + ("bit-identical" if result["trajectory_weights_equal"] else f"differ by at most {result['trajectory_weight_max_abs_diff']:.1e}"))
+    if args.out: atomic_write_text(args.out, json.dumps(result, indent=2))
+
+
+def compare_run(args) -> None:
+    "Train the configuration of the run in `args.compare_run` again with flushing; compare its losses, metrics and time."
+    import dataclasses, tempfile
+    from pathlib import Path
+    import pandas as pd
+    from cdnet.config import Config
+    from cdnet.core import atomic_write_text
+    from cdnet.experiment import run_experiment
+    ref = Path(args.compare_run)
+    try: saved = json.loads((ref / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as e: sys.exit(f"--compare-run {ref}: no readable config.json ({e})")
+    if saved.get("config", {}).get("flush_denormal"): sys.exit(f"--compare-run {ref}: that run was trained with flushing already")
+    names = {f.name for f in dataclasses.fields(Config)}
+    cfg = Config(**{k: v for k, v in saved["config"].items() if k in names})
+    cfg = dataclasses.replace(cfg, flush_denormal=True, device="cpu")
+    with tempfile.TemporaryDirectory() as d:
+        run_experiment(cfg, out=Path(d), progress=False)
+        new_log, new_cfg = pd.read_csv(Path(d) / "train_log.csv"), json.loads((Path(d) / "config.json").read_text())
+        new_metrics = json.loads((Path(d) / "metrics.json").read_text())["summary"]
+    old_log, old_metrics = pd.read_csv(ref / "train_log.csv"), json.loads((ref / "metrics.json").read_text())["summary"]
+    result = dict(run=str(ref), steps=len(new_log), losses_identical=bool(new_log.loss.equals(old_log.loss)),
+                  grad_norms_identical=bool(new_log.grad_norm.equals(old_log.grad_norm)), metrics_identical=new_metrics == old_metrics,
+                  train_seconds_flush=new_cfg["train"]["seconds"], train_seconds_plain=saved["train"]["seconds"],
+                  plain_torch_threads=(saved.get("provenance") or {}).get("torch_threads"),
+                  command=" ".join([os.path.basename(sys.executable), *sys.argv]))
+    print(f"{ref} trained again with flushing ({len(new_log)} steps, one thread): every logged loss "
+          f"{'identical' if result['losses_identical'] else 'DIFFERENT'}, gradient norms {'identical' if result['grad_norms_identical'] else 'DIFFERENT'}, "
+          f"test metrics {'identical' if result['metrics_identical'] else 'DIFFERENT'}; training {result['train_seconds_flush']:.0f} s "
+          f"against {result['train_seconds_plain']:.0f} s without flushing")
     if args.out: atomic_write_text(args.out, json.dumps(result, indent=2))
 
 
