@@ -25,6 +25,20 @@ import sys
 import time
 
 
+def adam_steps(model, ds, cfg, n: int, seed: int) -> None:
+    "`n` Adam steps at `cfg.lr` (gradient clipped at `cfg.grad_clip`) on consecutive batches of `ds`, each step's sampling seeded."
+    import torch
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    for k in range(n):
+        torch.manual_seed(seed + k)
+        frames = torch.stack([ds[(k * cfg.batch_size + i) % len(ds)] for i in range(cfg.batch_size)])[:, :cfg.n_obs + cfg.n_pred]
+        opt.zero_grad(set_to_none=True)
+        loss, _ = model.loss(frames, cfg.n_obs, epoch=0)
+        loss.backward()
+        if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="crevnet", help="a model name of cdnet.experiment.model_names (crevnet, cdnet-released, ...)")
@@ -67,15 +81,8 @@ def main() -> None:
         model.load_state_dict(load_checkpoint(args.checkpoint)["model"])
         origin = f"weights of {args.checkpoint}"
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         t0 = time.perf_counter()
-        for k in range(args.warm_steps):
-            frames = torch.stack([ds[(k * cfg.batch_size + i) % len(ds)] for i in range(cfg.batch_size)])[:, :cfg.n_obs + cfg.n_pred]
-            opt.zero_grad(set_to_none=True)
-            loss, _ = model.loss(frames, cfg.n_obs, epoch=0)
-            loss.backward()
-            if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+        adam_steps(model, ds, cfg, args.warm_steps, args.seed)
         origin = f"{args.warm_steps} unflushed Adam steps at lr {cfg.lr} ({time.perf_counter() - t0:.0f} s)"
 
     def step(flush: bool):
@@ -112,23 +119,13 @@ def main() -> None:
     if args.trajectory:
         import copy
         start = copy.deepcopy(model.state_dict())
-        def adam_steps(flush: bool):
+        def trajectory(flush: bool):
             model.load_state_dict(start)
-            opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
             torch.set_flush_denormal(flush)
-            try:
-                for k in range(args.trajectory):
-                    torch.manual_seed(args.seed + k)
-                    frames = torch.stack([ds[(k * cfg.batch_size + i) % len(ds)] for i in range(cfg.batch_size)])[:, :cfg.n_obs + cfg.n_pred]
-                    opt.zero_grad(set_to_none=True)
-                    loss, _ = model.loss(frames, cfg.n_obs, epoch=0)
-                    loss.backward()
-                    if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    opt.step()
-            finally:
-                torch.set_flush_denormal(False)
+            try: adam_steps(model, ds, cfg, args.trajectory, args.seed)
+            finally: torch.set_flush_denormal(False)
             return torch.cat([w.detach().flatten().clone() for w in model.parameters()])
-        w_plain, w_flush = adam_steps(False), adam_steps(True)
+        w_plain, w_flush = trajectory(False), trajectory(True)
         result.update(trajectory_steps=args.trajectory, trajectory_weights_equal=bool(torch.equal(w_plain, w_flush)),
                       trajectory_weight_max_abs_diff=float((w_plain - w_flush).abs().max()))
     print(f"{args.model} on {cfg.dataset} (batch {cfg.batch_size}, {cfg.n_obs} -> {cfg.n_pred}, one thread), {origin}")
