@@ -9,8 +9,8 @@ A model that has learned to copy its input (CrevNet and CDNet on the real clips)
 far below 1e-30; x86 cores handle subnormal operands in microcode, many times slower than normal ones. Both
 settings time the same weights and the same batch, interleaved over `--repeats` rounds in one process (the flag
 is a switch of the calling thread), after one untimed step of each. Printed: the median and range of each, their
-ratio, the number of subnormal values among the weights, the activations' gradients excluded, and the relative
-differences of the loss and of the gradients between the two (flushing changes only values below 1.2e-38).
+ratio, the numbers of subnormal weights and of subnormal parameter gradients (unflushed), and the relative
+differences of the loss and of the parameter gradients between the two (flushing changes only values below 1.2e-38).
 `--compare-run RUN_DIR` trains a finished unflushed run's configuration again with flushing and compares every
 logged loss and test metric. `--trajectory N` then trains N Adam steps from those weights with each setting and compares the weights.
 Checkpoints are not committed: `--checkpoint` needs a model trained on this machine (the main job or a figure
@@ -65,7 +65,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     if args.compare_run: return compare_run(args)
-    if not torch.set_flush_denormal(False) and not torch.set_flush_denormal(True):
+    if not torch.set_flush_denormal(True):
         sys.exit("this CPU cannot flush subnormals (torch.set_flush_denormal needs x86 with SSE3)")
     torch.set_flush_denormal(False)
     extra = {"mnist_dir": args.mnist_dir} if args.mnist_dir else {}
@@ -142,19 +142,17 @@ def main() -> None:
 
 def compare_run(args) -> None:
     "Train the configuration of the run in `args.compare_run` again with flushing; compare its losses, metrics and time."
-    import dataclasses, tempfile
+    import tempfile
     from pathlib import Path
     import pandas as pd
-    from cdnet.config import Config
+    from cdnet.config import load_config
     from cdnet.core import atomic_write_text
     from cdnet.experiment import run_experiment
     ref = Path(args.compare_run)
     try: saved = json.loads((ref / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as e: sys.exit(f"--compare-run {ref}: no readable config.json ({e})")
     if saved.get("config", {}).get("flush_denormal"): sys.exit(f"--compare-run {ref}: that run was trained with flushing already")
-    names = {f.name for f in dataclasses.fields(Config)}
-    cfg = Config(**{k: v for k, v in saved["config"].items() if k in names})
-    cfg = dataclasses.replace(cfg, flush_denormal=True, device="cpu")
+    cfg = load_config(ref / "config.json", flush_denormal=True, device="cpu")
     with tempfile.TemporaryDirectory() as d:
         run_experiment(cfg, out=Path(d), progress=False)
         new_log, new_cfg = pd.read_csv(Path(d) / "train_log.csv"), json.loads((Path(d) / "config.json").read_text())

@@ -137,7 +137,8 @@ def evaluate(model, dataset, *, n_obs, n_pred, batch_size=16, conventions=("stan
                 pred = model.predict(frames[:, :n_obs], n_pred)
                 if pred.shape != true.shape:
                     raise ValueError(f"model.predict returned {tuple(pred.shape)}, expected {tuple(true.shape)}")
-                lo, hi = min(lo, pred.min().item()), max(hi, pred.max().item())
+                b_lo, b_hi = torch.aminmax(pred)                      # one pass over the batch
+                lo, hi = min(lo, b_lo.item()), max(hi, b_hi.item())
                 for c in conventions:
                     chunks[c].append(frame_metrics(pred, true, c, lpips_model, check_pred_range=False))
     finally:
