@@ -184,7 +184,7 @@ def test_every_parameter_is_documented_by_papermill(nb):
 
 
 def test_protocol_audit_smoke(tmp_path, mnist_dir):
-    "Three rows over two seeds: runs tagged audit:..., the references, the exact area loss identical to its reference, the convention gap, files; a wrong row is refused."
+    "Three rows over two seeds: runs tagged audit:..., the references, the exact area loss identical to its reference, the convention gap, files; a later call with another row keeps the earlier rows in the files; a wrong row is refused."
     res = tmp_path / "results"
     run_nb("nbs/main_results.ipynb", tmp_path, preset="smoke", dataset="mmnist_32", seeds=[1], models="cdnet-released", out_dir=str(res),
            mnist_dir=mnist_dir)                                         # a main run for seed 1 only: the reference row pairs with it
@@ -203,6 +203,14 @@ def test_protocol_audit_smoke(tmp_path, mnist_dir):
     ref = eff[(eff.tag == "audit:reference") & (eff.convention == "standard")]
     assert set(ref.model) == {"cdnet-released"} and (ref.n_seeds == 1).all() and (ref.verdict == "identical").all()   # retrained alike: the same run
     assert (base / "audit_forest.png").stat().st_size > 10_000 and "identical" in (base / "audit.md").read_text()
+    run_nb("nbs/protocol_audit.ipynb", tmp_path, preset="smoke", dataset="mmnist", seeds=[1, 2], out_dir=str(res), mnist_dir=mnist_dir,
+           rows="mask_sigmoid=false")                                   # one more row: the earlier ones stay in the files, unchanged
+    eff2 = pd.read_csv(base / "audit_effects.csv")
+    assert set(eff2.tag) == set(eff.tag) | {"audit:mask_sigmoid=false"}
+    key = ["model", "tag", "convention", "metric"]
+    pd.testing.assert_frame_equal(eff2[eff2.tag != "audit:mask_sigmoid=false"].sort_values(key).reset_index(drop=True),
+                                  eff.sort_values(key).reset_index(drop=True))
+    assert "mask_sigmoid=false" in (base / "audit.md").read_text() and "gates=paper" in (base / "audit.md").read_text()
     with pytest.raises(pm.PapermillExecutionError) as e:
         run_nb("nbs/protocol_audit.ipynb", tmp_path, preset="smoke", out_dir=str(tmp_path / "r"), rows="gates=released")
     assert "invalid value for `rows`: 'gates=released'" in str(e.value) and not (tmp_path / "r").exists()
