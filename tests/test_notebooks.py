@@ -211,6 +211,11 @@ def test_protocol_audit_smoke(tmp_path, mnist_dir):
     pd.testing.assert_frame_equal(eff2[eff2.tag != "audit:mask_sigmoid=false"].sort_values(key).reset_index(drop=True),
                                   eff.sort_values(key).reset_index(drop=True))
     assert "mask_sigmoid=false" in (base / "audit.md").read_text() and "gates=paper" in (base / "audit.md").read_text()
+    cfg = base / "cdnet-released" / "audit:gates=paper" / "seed2" / "config.json"   # a kept row trained otherwise than its reference
+    c = json.loads(cfg.read_text()); c["provenance"]["torch_threads"] = 99; cfg.write_text(json.dumps(c))
+    out = run_nb("nbs/protocol_audit.ipynb", tmp_path, preset="smoke", dataset="mmnist", seeds=[1, 2], out_dir=str(res), mnist_dir=mnist_dir,
+                 rows="mask_sigmoid=false").read_text()
+    assert "1 earlier runs not known to share their reference's conditions" in out and "gates=paper seed 2" in out
     with pytest.raises(pm.PapermillExecutionError) as e:
         run_nb("nbs/protocol_audit.ipynb", tmp_path, preset="smoke", out_dir=str(tmp_path / "r"), rows="gates=released")
     assert "invalid value for `rows`: 'gates=released'" in str(e.value) and not (tmp_path / "r").exists()
