@@ -4,18 +4,21 @@ computed as they are and flushed to zero (`torch.set_flush_denormal`, the `flush
     python benchmarks/bench_denormal.py --model crevnet --dataset clips_32 \\
         --checkpoint results/clips_32/cpu/crevnet/seed1/checkpoint.pt      # a model trained by the study
     python benchmarks/bench_denormal.py --model crevnet --dataset clips_32   # trains --warm-steps first, unflushed
+    python benchmarks/bench_denormal.py --model crevnet --dataset clips_32 --checkpoint ... --threads 2   # the pool too
 
 A model that has learned to copy its input (CrevNet and CDNet on the real clips) carries activations and gradients
 far below 1e-30; x86 cores handle subnormal operands in microcode, many times slower than normal ones. Both
-settings time the same weights and the same batch, interleaved over `--repeats` rounds in one process (the flag
-is a switch of the calling thread), after one untimed step of each. Printed: the median and range of each, their
+settings time the same weights and the same batch, interleaved over `--repeats` rounds in one process, after one
+untimed step of each; flushing is `cdnet.train.set_flush_denormal`, on every thread. With `--threads N` (N > 1) a
+third setting, `calling`, flushes on the calling thread only (`torch.set_flush_denormal` alone: OpenMP's worker
+threads keep their own floating-point mode). Printed: the median and range of each, their
 ratio, the numbers of subnormal weights and of subnormal parameter gradients (unflushed), and the relative
 differences of the loss and of the parameter gradients between the two (flushing changes only values below 1.2e-38).
 `--compare-run RUN_DIR` trains a finished unflushed run's configuration again with flushing and compares every
 logged loss and test metric. `--trajectory N` then trains N Adam steps from those weights with each setting and compares the weights.
 Checkpoints are not committed: `--checkpoint` needs a model trained on this machine (the main job or a figure
 notebook writes one beside each run); without it the script trains `--warm-steps` Adam steps at the preset's step
-size first. Runs with one intra-op thread: with more, OpenMP's worker threads keep their own floating-point mode.
+size first. One intra-op thread unless `--threads` says otherwise (`--compare-run`: always one).
 """
 import argparse
 import json
@@ -49,6 +52,8 @@ def main() -> None:
     p.add_argument("--warm-steps", type=int, default=60, help="without --checkpoint: unflushed Adam steps before timing")
     p.add_argument("--repeats", type=int, default=5, help="interleaved rounds of one step with each setting")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads; above 1 a third setting, `calling`, flushes on the "
+                   "calling thread only (torch.set_flush_denormal alone), beside `flush` on every thread (cdnet.train.set_flush_denormal)")
     p.add_argument("--trajectory", type=int, default=0, help="then N Adam steps from the same weights with each setting: their weights compared")
     p.add_argument("--compare-run", default=None, help="a finished run trained without flushing (its directory): trained again "
                    "with flushing into a temporary directory, every logged loss and test metric compared, then exit")
@@ -60,10 +65,11 @@ def main() -> None:
     from cdnet.core import atomic_write_text
     from cdnet.data import get_dataset
     from cdnet.experiment import model_fields
-    from cdnet.train import load_checkpoint
+    from cdnet.train import load_checkpoint, set_flush_denormal
     from cdnet.zoo import build_model
 
-    torch.set_num_threads(1)
+    if args.threads < 1: sys.exit(f"--threads {args.threads}: expected 1 or more")
+    torch.set_num_threads(1 if args.compare_run else args.threads)
     if args.compare_run: return compare_run(args)
     if not torch.set_flush_denormal(True):
         sys.exit("this CPU cannot flush subnormals (torch.set_flush_denormal needs x86 with SSE3)")
@@ -85,8 +91,13 @@ def main() -> None:
         adam_steps(model, ds, cfg, args.warm_steps, args.seed)
         origin = f"{args.warm_steps} unflushed Adam steps at lr {cfg.lr} ({time.perf_counter() - t0:.0f} s)"
 
-    def step(flush: bool):
-        torch.set_flush_denormal(flush)
+    def set_mode(mode: str) -> None:
+        set_flush_denormal(False)                   # every thread computes subnormals, then
+        if mode == "flush": set_flush_denormal(True)           # every thread flushes
+        elif mode == "calling": torch.set_flush_denormal(True)  # only this one does
+
+    def step(mode: str):
+        set_mode(mode)
         try:
             torch.manual_seed(args.seed)            # the same scheduled-sampling draws in both settings
             model.zero_grad(set_to_none=True)
@@ -95,23 +106,25 @@ def main() -> None:
             loss.backward()
             seconds = time.perf_counter() - t
         finally:
-            torch.set_flush_denormal(False)
+            set_mode("plain")
         grads = torch.cat([w.grad.flatten() for w in model.parameters() if w.grad is not None])
         return seconds, loss.item(), grads
 
     tiny = torch.finfo(torch.float32).tiny
     weights = torch.cat([w.detach().flatten() for w in model.parameters()])
     n_sub = int(((weights != 0) & (weights.abs() < tiny)).sum())
-    _, loss_plain, g_plain = step(False)
-    _, loss_flush, g_flush = step(True)
-    times = {"plain": [], "flush": []}
+    modes = ("plain", "calling", "flush") if args.threads > 1 else ("plain", "flush")
+    _, loss_plain, g_plain = step("plain")
+    _, loss_flush, g_flush = step("flush")
+    if "calling" in modes: step("calling")
+    times = {m: [] for m in modes}
     for _ in range(args.repeats):
-        for name, flush in (("plain", False), ("flush", True)):
-            times[name].append(step(flush)[0])
+        for m in modes: times[m].append(step(m)[0])
     med = {k: statistics.median(v) for k, v in times.items()}
     result = dict(model=args.model, dataset=cfg.dataset, batch=cfg.batch_size, frames=f"{cfg.n_obs} -> {cfg.n_pred}",
-                  origin=origin, threads=1, repeats=args.repeats, seconds=times, median=med,
-                  ratio_flush_to_plain=med["flush"] / med["plain"], subnormal_weights=n_sub, n_weights=weights.numel(),
+                  origin=origin, threads=args.threads, repeats=args.repeats, seconds=times, median=med,
+                  ratio_flush_to_plain=med["flush"] / med["plain"],
+                  **({"ratio_calling_to_plain": med["calling"] / med["plain"]} if "calling" in med else {}), subnormal_weights=n_sub, n_weights=weights.numel(),
                   subnormal_grads_plain=int(((g_plain != 0) & (g_plain.abs() < tiny)).sum()),
                   loss_rel_diff=abs(loss_flush - loss_plain) / abs(loss_plain),
                   grad_rel_diff=float((g_flush - g_plain).abs().max() / g_plain.abs().max()),
@@ -121,16 +134,18 @@ def main() -> None:
         start = copy.deepcopy(model.state_dict())
         def trajectory(flush: bool):
             model.load_state_dict(start)
-            torch.set_flush_denormal(flush)
+            set_mode("flush" if flush else "plain")
             try: adam_steps(model, ds, cfg, args.trajectory, args.seed)
-            finally: torch.set_flush_denormal(False)
+            finally: set_mode("plain")
             return torch.cat([w.detach().flatten().clone() for w in model.parameters()])
         w_plain, w_flush = trajectory(False), trajectory(True)
         result.update(trajectory_steps=args.trajectory, trajectory_weights_equal=bool(torch.equal(w_plain, w_flush)),
                       trajectory_weight_max_abs_diff=float((w_plain - w_flush).abs().max()))
-    print(f"{args.model} on {cfg.dataset} (batch {cfg.batch_size}, {cfg.n_obs} -> {cfg.n_pred}, one thread), {origin}")
-    for k in ("plain", "flush"):
-        print(f"  {k:>5}: median {med[k]:.3f} s a step [{min(times[k]):.3f}-{max(times[k]):.3f}] over {args.repeats} interleaved repeats")
+    print(f"{args.model} on {cfg.dataset} (batch {cfg.batch_size}, {cfg.n_obs} -> {cfg.n_pred}, "
+          f"{'one thread' if args.threads == 1 else f'{args.threads} threads'}), {origin}")
+    for k in modes:
+        print(f"  {k:>7}: median {med[k]:.3f} s a step [{min(times[k]):.3f}-{max(times[k]):.3f}] over {args.repeats} interleaved repeats")
+    if "calling" in med: print(f"  calling thread only / plain: {result['ratio_calling_to_plain']:.2f}")
     print(f"  flush / plain: {result['ratio_flush_to_plain']:.2f}; subnormal weights {n_sub:,} of {weights.numel():,}, "
           f"subnormal gradients {result['subnormal_grads_plain']:,}; loss differs by {result['loss_rel_diff']:.1e} relative, "
           f"gradients by {result['grad_rel_diff']:.1e} of their largest")

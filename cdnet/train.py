@@ -19,7 +19,7 @@ from .discriminator import adversary_for
 # %% auto #0
 __all__ = ['RESUME_FREE', 'epoch_batches', 'rng_states', 'set_rng_states', 'save_checkpoint', 'load_checkpoint',
            'resume_mismatch', 'NonFiniteLoss', 'StopRequest', 'cpu_has_bf16', 'speed_options', 'convert_sync_bn',
-           'summary_writer', 'validation_mse', 'Objective', 'train']
+           'summary_writer', 'validation_mse', 'set_flush_denormal', 'Objective', 'train']
 
 # %% ../nbs/30_train.ipynb #dae5960f
 def epoch_batches(n: int, batch_size: int, iters: int, epoch: int, seed: int) -> list[list[int]]:
@@ -150,6 +150,51 @@ def validation_mse(model: nn.Module, ds: Dataset, n_obs: int, n_pred: int, batch
         model.train(was_training); set_rng_states(rng)
     return total / len(ds)
 
+# %% ../nbs/30_train.ipynb #de910fc1
+_GOMP = []    # [GOMP_parallel or None], looked up once
+
+def _gomp_parallel():
+    """libgomp's `GOMP_parallel` as torch loaded it (from `/proc/self/maps`, torch's own copy first), or None where torch's
+    OpenMP runtime is not libgomp or a parallel region through it does not reach torch's threads (checked once, with more
+    than one thread: a subnormal product must come out flushed on every thread)."""
+    if not _GOMP:
+        fn = None
+        try:
+            if "OpenMP" in torch.__config__.parallel_info():
+                here = str(Path(torch.__file__).parent)
+                libs = sorted({l.split()[-1] for l in open("/proc/self/maps") if "/libgomp" in l}, key=lambda p: here not in p)
+                if libs:
+                    import ctypes
+                    fn = ctypes.CDLL(libs[0]).GOMP_parallel
+                    fn.argtypes = [ctypes.CFUNCTYPE(None, ctypes.c_void_p), ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+                    fn.restype = None
+                    x = torch.full((1 << 17,), 1e-39)
+                    fn(fn.argtypes[0](lambda _: torch.set_flush_denormal(True)), None, 0, 0)
+                    reached = int((x * 1.0).count_nonzero()) == 0
+                    fn(fn.argtypes[0](lambda _: torch.set_flush_denormal(False)), None, 0, 0)
+                    if not reached: fn = None
+        except (OSError, AttributeError): fn = None
+        _GOMP.append(fn)
+    return _GOMP[0]
+
+def set_flush_denormal(on: bool) -> bool:
+    """Flush subnormal floats (magnitudes below 1.2e-38) to zero (`on=True`) or compute them (`False`) on the calling
+    thread and on every OpenMP worker thread of torch's CPU pool (`torch.set_flush_denormal` changes the calling thread
+    only). Returns whether the CPU supports it (x86 with SSE3; else nothing changes). Where torch's OpenMP runtime is not
+    GNU libgomp, only the calling thread changes, with a `UserWarning` when `torch.get_num_threads() > 1`."""
+    if not torch.set_flush_denormal(on): return False
+    if torch.get_num_threads() > 1:
+        par = _gomp_parallel()
+        if par is None:
+            import warnings
+            warnings.warn("set_flush_denormal: torch's OpenMP runtime is not GNU libgomp, so only the calling thread "
+                          f"{'flushes' if on else 'stops flushing'}; {torch.get_num_threads() - 1} worker threads keep their mode")
+        else:
+            body = par.argtypes[0](lambda _: torch.set_flush_denormal(on))    # runs once on every thread of the team
+            par(body, None, 0, 0)                                            # 0 threads: the pool's size, torch.get_num_threads()
+    return True
+
+
 # %% ../nbs/30_train.ipynb #915f9273
 class Objective(nn.Module):
     "Wraps `model.loss` as `forward`, so `DistributedDataParallel` can synchronise its gradients (plus `adversary`'s term)."
@@ -225,7 +270,7 @@ def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="
     writer = summary_writer(out_dir / "tensorboard", purge_step=step or None) if tensorboard and rank == 0 else None
     bar = tqdm(total=total, initial=step, disable=not progress or rank != 0, desc=f"train {type(model).__name__}", unit="it")
     t0, start, terms, loader, phase = time.time(), step, {}, None, "between"
-    flush = bool(cfg.flush_denormal and device.type == "cpu" and torch.set_flush_denormal(True))   # False where unsupported
+    flush = bool(cfg.flush_denormal and device.type == "cpu" and set_flush_denormal(True))   # False where unsupported
     if step == 0: validate()
     try:
         with StopRequest() as stop:
@@ -283,7 +328,7 @@ def train(model: nn.Module, train_ds: Dataset, cfg: Config, out_dir, *, device="
     finally:
         bar.close()
         if writer is not None: writer.close()
-        if flush: torch.set_flush_denormal(False)
+        if flush: set_flush_denormal(False)
     save()
     seconds = time.time() - t0
     return dict(steps=step, iters_per_epoch=iters, seconds=seconds, last=terms, world_size=world, device=str(device),
