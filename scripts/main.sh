@@ -25,6 +25,10 @@ DATA_ROOT=${DATA_ROOT:-data}
 MNIST_DIR=${MNIST_DIR:-}
 [ -n "$MNIST_DIR" ] || { [ -d ../shared/data/mnist ] && MNIST_DIR=../shared/data/mnist; } || true
 CLIPS_DIR=${CLIPS_DIR:-../shared/data/clips}
+case " $DATASETS " in *mmnist*)
+  if [ -n "$MNIST_DIR" ]; then echo "== MNIST test digits: $MNIST_DIR" >&2
+  else echo "== MNIST test digits: none given (MNIST_DIR unset, no ../shared/data/mnist): a cached or downloaded copy, else held-out training digits (results then do not pair with the study's)" >&2; fi ;;
+esac
 PRESET=$(python -c "from cdnet.config import resolve_config; print(resolve_config('$PRESET', verbose=False).preset)")
 if [ "$PRESET" = smoke ]; then REPORT=${REPORT:-$RESULTS/smoke-report}; SELECT=(-p presets smoke -p findings "$REPORT/findings.md" -p findings_preset smoke)
 else REPORT=${REPORT:-reports/output}; SELECT=(-p exclude_presets smoke -p findings_preset "$PRESET"); fi
