@@ -111,7 +111,8 @@ def _ablation_claim(runs, datasets, tags, paper_says="worse", base_tag=""):
         e = tag_effect(runs, ds, "cdnet-released", tags, base_tag=base_tag)
         if e is None: continue
         verdicts.append(direction_verdict(e, paper_says))
-        texts.append(f"{ds}: {effect_text(e)}" + (" — identical runs" if e["verdict"] == "identical" else ""))
+        texts.append(f"{ds}: {effect_text(e)}" + (" — identical runs" if e["verdict"] == "identical" else "")
+                     + (" (the audit's row against its own references)" if e["tag"].startswith(AUDIT) else ""))
     if not verdicts: return "the ablation runs are not in the results tree", "not yet run"
     return "; ".join(texts), combine_verdicts(verdicts)
 
