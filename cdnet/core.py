@@ -92,7 +92,7 @@ def dist_info() -> tuple[int, int]:
 # %% ../nbs/00_core.ipynb #4f2a1848
 @contextmanager
 def distributed(device: str = "auto"):
-    "Initialise `torch.distributed` from torchrun's environment for the block (gloo on CPU, NCCL on CUDA); yields (rank, world)."
+    "Initialise `torch.distributed` from torchrun's environment for the block (gloo on CPU, NCCL on CUDA); yields (rank, world). On a normal exit the ranks meet at a barrier before the group is destroyed; on an exception it is destroyed at once."
     import torch, torch.distributed as dist
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1 or not dist.is_available() or dist.is_initialized():
@@ -101,4 +101,7 @@ def distributed(device: str = "auto"):
     if use_cuda: torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if use_cuda else "gloo")  # env:// rendezvous: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE
     try: yield dist_info()
-    finally: dist.destroy_process_group()
+    except BaseException:
+        dist.destroy_process_group(); raise
+    dist.barrier()               # a normal exit: every rank leaves together (gloo can abort a rank whose peer still holds the group)
+    dist.destroy_process_group()
