@@ -169,13 +169,15 @@ def _gomp_parallel():
                     fn.argtypes = [ctypes.CFUNCTYPE(None, ctypes.c_void_p), ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
                     fn.restype = None
                     x = torch.full((1 << 17,), 1e-39)
-                    fn(fn.argtypes[0](lambda _: torch.set_flush_denormal(True)), None, 0, 0)
-                    reached = int((x * 1.0).count_nonzero()) == 0
-                    fn(fn.argtypes[0](lambda _: torch.set_flush_denormal(False)), None, 0, 0)
+                    _on_pool(fn, True); reached = int((x * 1.0).count_nonzero()) == 0; _on_pool(fn, False)
                     if not reached: fn = None
         except (OSError, AttributeError): fn = None
         _GOMP.append(fn)
     return _GOMP[0]
+
+def _on_pool(par, on: bool) -> None:
+    "`torch.set_flush_denormal(on)` once on every thread of an OpenMP team of the pool's size, through `GOMP_parallel` `par`."
+    par(par.argtypes[0](lambda _: torch.set_flush_denormal(on)), None, 0, 0)    # 0 threads: the pool's size, torch.get_num_threads()
 
 def set_flush_denormal(on: bool) -> bool:
     """Flush subnormal floats (magnitudes below 1.2e-38) to zero (`on=True`) or compute them (`False`) on the calling
@@ -189,9 +191,7 @@ def set_flush_denormal(on: bool) -> bool:
             import warnings
             warnings.warn("set_flush_denormal: torch's OpenMP runtime is not GNU libgomp, so only the calling thread "
                           f"{'flushes' if on else 'stops flushing'}; {torch.get_num_threads() - 1} worker threads keep their mode")
-        else:
-            body = par.argtypes[0](lambda _: torch.set_flush_denormal(on))    # runs once on every thread of the team
-            par(body, None, 0, 0)                                            # 0 threads: the pool's size, torch.get_num_threads()
+        else: _on_pool(par, on)
     return True
 
 
